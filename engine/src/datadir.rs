@@ -1,0 +1,117 @@
+//! The layout of a data directory and the files that are not segments:
+//!
+//! ```text
+//! <dir>/STORE          identity of this store (id, format version, CRC)
+//! <dir>/LOCK           held by the one process that has the store open
+//! <dir>/segments/      <segment id, 16 hex digits>.seg
+//! <dir>/quarantine/    damaged files set aside, never deleted by auditlog
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+use crate::segment::format::{u32_at, FORMAT_VERSION};
+
+const STORE_MAGIC: [u8; 8] = *b"AUDLSTOR";
+const STORE_LEN: usize = 32;
+
+pub struct DataDir {
+    pub root: PathBuf,
+    pub segments: PathBuf,
+    pub quarantine: PathBuf,
+    pub store_id: [u8; 16],
+}
+
+impl DataDir {
+    /// Opens the directory, creating it and its identity on first use.
+    pub fn open(fs: &dyn FileSystem, root: &Path) -> Result<DataDir> {
+        let segments = root.join("segments");
+        let quarantine = root.join("quarantine");
+        for d in [root, &segments, &quarantine] {
+            fs.create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let store_path = root.join("STORE");
+        let store_id = match fs.read_all(&store_path) {
+            Ok(bytes) => decode_store((*bytes).as_ref())
+                .ok_or_else(|| Error::corrupt(&store_path, 0, "STORE file is damaged"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let has_segments = fs
+                    .list_dir(&segments)
+                    .map(|names| names.iter().any(|n| n.ends_with(".seg")))
+                    .unwrap_or(false);
+                if has_segments {
+                    // Never mint a new identity over existing data: that
+                    // would make every segment look foreign.
+                    return Err(Error::corrupt(
+                        &store_path,
+                        0,
+                        "STORE file is missing but segments exist",
+                    ));
+                }
+                let id = random_id();
+                fs.write_atomic(&store_path, &encode_store(&id))
+                    .map_err(|e| Error::io(&store_path, e))?;
+                id
+            }
+            Err(e) => return Err(Error::io(&store_path, e)),
+        };
+        Ok(DataDir {
+            root: root.to_path_buf(),
+            segments,
+            quarantine,
+            store_id,
+        })
+    }
+
+    /// Moves a damaged file into `quarantine/`, never overwriting.
+    pub fn quarantine(&self, fs: &dyn FileSystem, path: &Path) -> Result<PathBuf> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("unnamed");
+        let taken = fs.list_dir(&self.quarantine).unwrap_or_default();
+        let mut target = name.to_string();
+        let mut n = 1;
+        while taken.contains(&target) {
+            target = format!("{name}.{n}");
+            n += 1;
+        }
+        let to = self.quarantine.join(&target);
+        fs.rename(path, &to).map_err(|e| Error::io(path, e))?;
+        let _ = fs.sync_dir(&self.quarantine);
+        let _ = fs.sync_dir(&self.segments);
+        Ok(to)
+    }
+}
+
+fn random_id() -> [u8; 16] {
+    let a = fastrand::u64(..).to_le_bytes();
+    let b = fastrand::u64(..).to_le_bytes();
+    let mut id = [0u8; 16];
+    for (dst, src) in id.iter_mut().zip(a.iter().chain(b.iter())) {
+        *dst = *src;
+    }
+    id
+}
+
+fn encode_store(id: &[u8; 16]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(STORE_LEN);
+    b.extend_from_slice(&STORE_MAGIC);
+    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(id);
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_store(b: &[u8]) -> Option<[u8; 16]> {
+    if b.len() != STORE_LEN || b.get(..8)? != STORE_MAGIC {
+        return None;
+    }
+    if u32_at(b, 28)? != crc32fast::hash(b.get(..28)?) {
+        return None;
+    }
+    b.get(12..28)?.try_into().ok()
+}

@@ -1,0 +1,778 @@
+//! The engine: the one entry point for storing and reading events.
+//!
+//! It owns the set of segments and the policies around them (group commit,
+//! sync policy, when to seal, retention, quarantine). Bytes on disk are the
+//! business of `segment`; query planning is the business of `query`. The
+//! engine knows nothing of HTTP.
+//!
+//! Concurrency: appenders queue their (already validated and compressed)
+//! batches; one of them becomes the leader, writes every queued batch and
+//! syncs once for all of them (group commit), then publishes. Readers take
+//! a [`Snapshot`] (a few `Arc` clones) and never wait for a sync.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::datadir::DataDir;
+use crate::error::{Error, Result};
+use crate::event::{prepare_event, EventLimits, PreparedEvent, StoredEvent};
+use crate::io::{FileSystem, StdFs};
+use crate::segment::block::{encode_blocks, EncodedBlock};
+use crate::segment::head::{new_header, HeadWriter};
+use crate::segment::recover::recover_head;
+use crate::segment::sealed::{OpenFailure, SealedSegment};
+use crate::segment::SegmentView;
+use crate::types::{EventId, SegmentId, Timestamp};
+
+/// When an append is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fdatasync before every acknowledgement (shared by concurrent
+    /// appenders). Nothing acknowledged is lost on power failure. Default.
+    EveryBatch,
+    /// Acknowledge after the write reaches the OS; sync at most this long
+    /// afterwards. A power failure loses up to this much acknowledged data;
+    /// a process crash loses nothing.
+    Interval(Duration),
+    /// Never sync except when sealing. A power failure may lose every
+    /// acknowledged event of the head segment; a process crash loses nothing.
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub sync: SyncPolicy,
+    /// Length of a time partition. Default one day: see docs/FORMAT.md.
+    pub window_micros: i64,
+    /// Seal the head when it holds this many events...
+    pub max_segment_events: u32,
+    /// ...or this many bytes of event JSON.
+    pub max_segment_raw_bytes: u64,
+    /// Target uncompressed size of one block.
+    pub block_bytes: usize,
+    /// zstd level for blocks.
+    pub compression_level: i32,
+    pub limits: EventLimits,
+    /// Largest batch one append may carry.
+    pub max_batch_events: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            sync: SyncPolicy::EveryBatch,
+            window_micros: 24 * 3600 * 1_000_000,
+            max_segment_events: 1_000_000,
+            max_segment_raw_bytes: 1 << 30,
+            block_bytes: 32 << 10,
+            compression_level: 3,
+            limits: EventLimits::default(),
+            max_batch_events: 100_000,
+        }
+    }
+}
+
+/// What happened to one appended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub id: EventId,
+    /// True when an event with this id was already stored: nothing new was
+    /// written, and `id` names the stored event.
+    pub duplicate: bool,
+}
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    pub sealed_segments: usize,
+    pub head_events: u32,
+    /// Bytes of torn tail cut from the head segment.
+    pub head_cut_bytes: u64,
+    /// Files set aside, with the reason.
+    pub quarantined: Vec<(PathBuf, String)>,
+}
+
+/// What a retention drop removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropReport {
+    pub segments: usize,
+    pub events: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub segments: usize,
+    pub events: u64,
+    pub disk_bytes: u64,
+    /// Bytes of event JSON stored (before compression).
+    pub raw_bytes: u64,
+    pub head_events: u32,
+}
+
+/// A consistent view of the store at one instant.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// Sealed segments in id order, then the head (if any).
+    pub segments: Vec<SegmentView>,
+}
+
+impl Snapshot {
+    /// The position that ends this snapshot: (segment id, events visible in
+    /// it). Everything at or before it is in the snapshot.
+    pub fn watermark(&self) -> (SegmentId, u32) {
+        self.segments
+            .last()
+            .map_or((SegmentId(0), 0), |s| (s.id(), s.event_count()))
+    }
+
+    /// This snapshot cut back to an earlier watermark.
+    pub fn until(mut self, (seg, events): (SegmentId, u32)) -> Snapshot {
+        self.segments.retain(|s| s.id() <= seg);
+        if let Some(last) = self.segments.pop() {
+            let last = if last.id() == seg {
+                last.truncated(events)
+            } else {
+                last
+            };
+            self.segments.push(last);
+        }
+        self
+    }
+
+    pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>> {
+        for seg in self.segments.iter().rev() {
+            if let Some(ordinal) = seg.find_id(id) {
+                return seg.event(ordinal);
+            }
+        }
+        Ok(None)
+    }
+}
+
+struct State {
+    sealed: Arc<Vec<Arc<SealedSegment>>>,
+    head: Option<Arc<crate::segment::head::HeadSegment>>,
+}
+
+struct Writer {
+    head: Option<HeadWriter>,
+    next_segment: u64,
+    last_sync: Instant,
+}
+
+struct Queue {
+    pending: Vec<(u64, PreparedBatch)>,
+    /// Per ticket: ids found stored only at commit time, or the failure.
+    done: HashMap<u64, Result<Vec<EventId>>>,
+    next_ticket: u64,
+    leader: bool,
+}
+
+struct PreparedBatch {
+    events: Vec<PreparedEvent>,
+    blocks: Vec<EncodedBlock>,
+}
+
+struct Inner {
+    fs: Arc<dyn FileSystem>,
+    cfg: EngineConfig,
+    dir: DataDir,
+    state: RwLock<State>,
+    writer: Mutex<Writer>,
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    _lock: Box<dyn Send + Sync>,
+}
+
+/// The storage engine. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens (or creates) the store in `dir` on the real file system.
+    pub fn open(dir: impl AsRef<Path>, cfg: EngineConfig) -> Result<(Engine, OpenReport)> {
+        Self::open_with(Arc::new(StdFs), dir.as_ref(), cfg)
+    }
+
+    pub fn open_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        cfg: EngineConfig,
+    ) -> Result<(Engine, OpenReport)> {
+        if cfg.window_micros <= 0 || cfg.block_bytes == 0 || cfg.max_segment_events == 0 {
+            return Err(Error::Config(
+                "window, block size and segment size must be positive".into(),
+            ));
+        }
+        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = fs.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked(dir.to_path_buf())
+            } else {
+                Error::io(&lock_path, e)
+            }
+        })?;
+        let data = DataDir::open(fs.as_ref(), dir)?;
+        let mut report = OpenReport::default();
+        let names = fs
+            .list_dir(&data.segments)
+            .map_err(|e| Error::io(&data.segments, e))?;
+        let mut ids: Vec<(SegmentId, String)> = Vec::new();
+        let mut max_id = 0u64;
+        for name in names {
+            match SegmentId::from_file_name(&name) {
+                Some(id) => {
+                    max_id = max_id.max(id.0);
+                    ids.push((id, name));
+                }
+                None if name.ends_with(".tmp") => {
+                    let _ = fs.remove_file(&data.segments.join(&name));
+                }
+                None => {
+                    let path = data.segments.join(&name);
+                    let to = data.quarantine(fs.as_ref(), &path)?;
+                    report
+                        .quarantined
+                        .push((to, "not a segment file name".into()));
+                }
+            }
+        }
+        for name in fs.list_dir(&data.quarantine).unwrap_or_default() {
+            if let Some(id) = name
+                .split('.')
+                .next()
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+            {
+                max_id = max_id.max(id);
+            }
+        }
+        ids.sort();
+        let mut sealed = Vec::new();
+        let mut head = None;
+        let last = ids.last().map(|(id, _)| *id);
+        for (id, name) in ids {
+            let path = data.segments.join(&name);
+            if fs.file_len(&path).map_err(|e| Error::io(&path, e))? == 0 {
+                // Created but never written: holds nothing.
+                let _ = fs.remove_file(&path);
+                continue;
+            }
+            match SealedSegment::open(fs.as_ref(), path.clone(), &data.store_id) {
+                Ok(seg) => {
+                    if crate::segment::recover::check_identity(&path, &seg.header, &data.store_id)
+                        .is_err()
+                    {
+                        let to = data.quarantine(fs.as_ref(), &path)?;
+                        report
+                            .quarantined
+                            .push((to, "segment id does not match its file name".into()));
+                    } else {
+                        sealed.push(Arc::new(seg));
+                    }
+                }
+                Err(OpenFailure::NotSealed) if Some(id) == last => {
+                    match recover_head(fs.as_ref(), path.clone(), &data.store_id) {
+                        Ok((writer, rec)) => {
+                            report.head_events = rec.events;
+                            report.head_cut_bytes = rec.cut_bytes;
+                            if rec.cut_bytes > 0 {
+                                tracing::warn!(file = %path.display(), bytes = rec.cut_bytes, "cut torn tail of head segment");
+                            }
+                            head = Some(writer);
+                        }
+                        Err(e) => {
+                            let to = data.quarantine(fs.as_ref(), &path)?;
+                            tracing::error!(file = %path.display(), error = %e, "head segment set aside");
+                            report.quarantined.push((to, e.to_string()));
+                        }
+                    }
+                }
+                Err(OpenFailure::NotSealed) => {
+                    let to = data.quarantine(fs.as_ref(), &path)?;
+                    report
+                        .quarantined
+                        .push((to, "older segment was never sealed".into()));
+                }
+                Err(OpenFailure::Damaged(e)) => {
+                    tracing::error!(file = %path.display(), error = %e, "segment set aside");
+                    let to = data.quarantine(fs.as_ref(), &path)?;
+                    report.quarantined.push((to, e.to_string()));
+                }
+            }
+        }
+        report.sealed_segments = sealed.len();
+        let state = State {
+            sealed: Arc::new(sealed),
+            head: head.as_ref().map(|w: &HeadWriter| w.head.clone()),
+        };
+        let inner = Arc::new(Inner {
+            fs,
+            cfg,
+            dir: data,
+            state: RwLock::new(state),
+            writer: Mutex::new(Writer {
+                head,
+                next_segment: max_id + 1,
+                last_sync: Instant::now(),
+            }),
+            queue: Mutex::new(Queue {
+                pending: Vec::new(),
+                done: HashMap::new(),
+                next_ticket: 0,
+                leader: false,
+            }),
+            queue_cv: Condvar::new(),
+            _lock: lock,
+        });
+        if let SyncPolicy::Interval(every) = inner.cfg.sync {
+            spawn_flusher(Arc::downgrade(&inner), every);
+        }
+        Ok((Engine { inner }, report))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir.root
+    }
+
+    /// Validates one JSON event against this engine's limits.
+    pub fn prepare(&self, json: &[u8]) -> Result<PreparedEvent> {
+        Ok(prepare_event(
+            json,
+            Timestamp::now(),
+            &self.inner.cfg.limits,
+        )?)
+    }
+
+    /// Validates and appends JSON events as one all-or-nothing batch.
+    pub fn append_json<B: AsRef<[u8]>>(&self, events: &[B]) -> Result<Vec<AppendOutcome>> {
+        let now = Timestamp::now();
+        let prepared = events
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                prepare_event(e.as_ref(), now, &self.inner.cfg.limits)
+                    .map_err(|source| Error::InvalidEventInBatch { index, source })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.append(prepared)
+    }
+
+    /// Appends a batch of prepared events. Returns when the batch is durable
+    /// under the sync policy. The batch is all-or-nothing, also across a
+    /// crash. Events whose id is already stored are not stored again.
+    pub fn append(&self, events: Vec<PreparedEvent>) -> Result<Vec<AppendOutcome>> {
+        if events.len() > self.inner.cfg.max_batch_events {
+            return Err(Error::BatchTooLarge {
+                len: events.len(),
+                max: self.inner.cfg.max_batch_events,
+            });
+        }
+        // Duplicates inside the batch are settled here, before compressing.
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut seen: HashSet<EventId> = HashSet::new();
+        let mut unique = Vec::with_capacity(events.len());
+        for e in events {
+            let duplicate = e.id_from_client && !seen.insert(e.id);
+            outcomes.push(AppendOutcome {
+                id: e.id,
+                duplicate,
+            });
+            if !duplicate {
+                unique.push(e);
+            }
+        }
+        let mut batch = self.compress(unique)?;
+        // Duplicates of stored events: checked against the latest snapshot,
+        // then again under the commit lock for what landed in between.
+        let snapshot = self.snapshot();
+        let stored = self.drop_stored(&mut batch, &snapshot, &mut outcomes)?;
+        if stored {
+            batch = self.compress(batch.events)?;
+        }
+        if batch.events.is_empty() {
+            return Ok(outcomes);
+        }
+        self.commit(batch, &mut outcomes)?;
+        Ok(outcomes)
+    }
+
+    fn compress(&self, events: Vec<PreparedEvent>) -> Result<PreparedBatch> {
+        let blocks = encode_blocks(
+            &events,
+            self.inner.cfg.block_bytes,
+            self.inner.cfg.compression_level,
+        )
+        .map_err(|e| Error::io(&self.inner.dir.segments, e))?;
+        Ok(PreparedBatch { events, blocks })
+    }
+
+    /// Removes events whose client-given id is stored in `snapshot`,
+    /// marking them duplicates in `outcomes`. True if any was removed.
+    fn drop_stored(
+        &self,
+        batch: &mut PreparedBatch,
+        snapshot: &Snapshot,
+        outcomes: &mut [AppendOutcome],
+    ) -> Result<bool> {
+        let mut removed = false;
+        let mut kept = Vec::with_capacity(batch.events.len());
+        for e in batch.events.drain(..) {
+            let is_stored =
+                e.id_from_client && snapshot.segments.iter().any(|s| s.find_id(e.id).is_some());
+            if is_stored {
+                removed = true;
+                for o in outcomes.iter_mut().filter(|o| o.id == e.id) {
+                    o.duplicate = true;
+                }
+            } else {
+                kept.push(e);
+            }
+        }
+        batch.events = kept;
+        Ok(removed)
+    }
+
+    /// Queues the batch for the next group commit and waits for it.
+    fn commit(&self, batch: PreparedBatch, outcomes: &mut [AppendOutcome]) -> Result<()> {
+        let inner = &self.inner;
+        let mut q = inner.queue.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push((ticket, batch));
+        loop {
+            if let Some(result) = q.done.remove(&ticket) {
+                for id in result? {
+                    for o in outcomes.iter_mut().filter(|o| o.id == id) {
+                        o.duplicate = true;
+                    }
+                }
+                return Ok(());
+            }
+            if !q.leader {
+                q.leader = true;
+                let group = std::mem::take(&mut q.pending);
+                drop(q);
+                let results = self.commit_group(group);
+                q = inner.queue.lock();
+                q.done.extend(results);
+                q.leader = false;
+                inner.queue_cv.notify_all();
+                continue;
+            }
+            inner.queue_cv.wait(&mut q);
+        }
+    }
+
+    /// Writes a group of batches with one sync, as the leader.
+    fn commit_group(&self, group: Vec<(u64, PreparedBatch)>) -> Vec<(u64, Result<Vec<EventId>>)> {
+        let inner = &self.inner;
+        let mut w = inner.writer.lock();
+        // Ids that raced in since each appender's check: only possible for
+        // client ids, and settled here where commits are serialised.
+        let mut group = group;
+        let snapshot = self.snapshot();
+        let mut in_group: HashSet<EventId> = HashSet::new();
+        let mut late: Vec<Vec<EventId>> = Vec::with_capacity(group.len());
+        for (_, batch) in group.iter_mut() {
+            let mut dups = Vec::new();
+            batch.events.retain(|e| {
+                let fresh = !e.id_from_client
+                    || (in_group.insert(e.id)
+                        && !snapshot.segments.iter().any(|s| s.find_id(e.id).is_some()));
+                if !fresh {
+                    dups.push(e.id);
+                }
+                fresh
+            });
+            let changed = !dups.is_empty();
+            late.push(dups);
+            if changed {
+                match self.compress(std::mem::take(&mut batch.events)) {
+                    Ok(b) => *batch = b,
+                    Err(e) => return fail_all(&group, &e),
+                }
+            }
+        }
+        let result = self.write_group(&mut w, &group);
+        match result {
+            Ok(()) => group
+                .iter()
+                .zip(late)
+                .map(|((t, _), dups)| (*t, Ok(dups)))
+                .collect(),
+            Err(e) => fail_all(&group, &e),
+        }
+    }
+
+    fn write_group(&self, w: &mut Writer, group: &[(u64, PreparedBatch)]) -> Result<()> {
+        let inner = &self.inner;
+        let cfg = &inner.cfg;
+        let events: u32 = group.iter().map(|(_, b)| b.events.len() as u32).sum();
+        if events == 0 {
+            return Ok(());
+        }
+        let newest = group
+            .iter()
+            .flat_map(|(_, b)| b.events.iter().map(|e| e.occurred_at))
+            .max()
+            .unwrap_or_default();
+        let window = Timestamp(newest.0 - newest.0.rem_euclid(cfg.window_micros));
+        if let Some(head) = &w.head {
+            let (count, raw) = {
+                let st = head.head.state();
+                (st.event_count(), st.raw_bytes)
+            };
+            let full = count.saturating_add(events) > cfg.max_segment_events
+                || raw >= cfg.max_segment_raw_bytes;
+            let newer_window = window > head.head.header.window_start;
+            if count > 0 && (full || newer_window) {
+                self.seal_head(w)?;
+            }
+        }
+        if w.head.is_none() {
+            let header = new_header(
+                inner.dir.store_id,
+                SegmentId(w.next_segment),
+                Timestamp::now(),
+                window,
+            );
+            let writer = HeadWriter::create(inner.fs.as_ref(), &inner.dir.segments, header)?;
+            w.next_segment += 1;
+            inner.state.write().head = Some(writer.head.clone());
+            w.head = Some(writer);
+        }
+        let sync = match cfg.sync {
+            SyncPolicy::EveryBatch => true,
+            SyncPolicy::Interval(d) => w.last_sync.elapsed() >= d,
+            SyncPolicy::Never => false,
+        };
+        let head = w
+            .head
+            .as_mut()
+            .ok_or_else(|| Error::Config("no head segment".into()))?;
+        head.write_batches(
+            group.iter().map(|(_, b)| (&b.events[..], &b.blocks[..])),
+            sync,
+        )?;
+        if sync {
+            w.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Seals the head (if it holds events) and publishes it as sealed.
+    fn seal_head(&self, w: &mut Writer) -> Result<()> {
+        let inner = &self.inner;
+        let Some(head) = w.head.as_mut() else {
+            return Ok(());
+        };
+        if head.event_count() == 0 {
+            return Ok(());
+        }
+        head.seal(Timestamp::now())?;
+        let path = head.head.path.clone();
+        let sealed = match SealedSegment::open(inner.fs.as_ref(), path.clone(), &inner.dir.store_id)
+        {
+            Ok(s) => s,
+            Err(OpenFailure::NotSealed) => {
+                return Err(Error::corrupt(&path, 0, "sealed segment has no footer"))
+            }
+            Err(OpenFailure::Damaged(e)) => return Err(e),
+        };
+        let _ = inner.fs.sync_dir(&inner.dir.segments);
+        let mut state = inner.state.write();
+        let mut list = (*state.sealed).clone();
+        list.push(Arc::new(sealed));
+        state.sealed = Arc::new(list);
+        state.head = None;
+        w.head = None;
+        Ok(())
+    }
+
+    /// Seals the head segment now (used by tests, shutdown and retention).
+    pub fn seal(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.seal_head(&mut w)
+    }
+
+    /// Makes every acknowledged event durable (for the non-default sync
+    /// policies; a no-op under `EveryBatch`).
+    pub fn sync(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        if let Some(head) = w.head.as_mut() {
+            head.sync_published()?;
+        }
+        w.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// A consistent view of everything acknowledged so far.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.inner.state.read();
+        let mut segments: Vec<SegmentView> = state
+            .sealed
+            .iter()
+            .map(|s| SegmentView::Sealed {
+                events: s.event_count(),
+                seg: s.clone(),
+            })
+            .collect();
+        if let Some(head) = &state.head {
+            let st = head.state();
+            if st.event_count() > 0 {
+                segments.push(SegmentView::Head {
+                    seg: head.clone(),
+                    events: st.event_count(),
+                    blocks: st.blocks.len(),
+                    min_ts: st.min_ts,
+                    max_ts: st.max_ts,
+                });
+            }
+        }
+        Snapshot { segments }
+    }
+
+    /// Looks an event up by id.
+    pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>> {
+        self.snapshot().get(id)
+    }
+
+    /// Removes every segment whose newest event is older than `cutoff`.
+    /// Whole files only; readers holding a snapshot finish safely.
+    pub fn drop_before(&self, cutoff: Timestamp) -> Result<DropReport> {
+        let inner = &self.inner;
+        let mut w = inner.writer.lock();
+        let head_expired = w.head.as_ref().is_some_and(|h| {
+            let st = h.head.state();
+            st.event_count() > 0 && st.max_ts < cutoff
+        });
+        if head_expired {
+            self.seal_head(&mut w)?;
+        }
+        let expired: Vec<Arc<SealedSegment>> = {
+            let mut state = inner.state.write();
+            let (gone, keep): (Vec<_>, Vec<_>) = state
+                .sealed
+                .iter()
+                .cloned()
+                .partition(|s| s.facts.max_ts < cutoff);
+            state.sealed = Arc::new(keep);
+            gone
+        };
+        let mut report = DropReport::default();
+        for seg in &expired {
+            inner
+                .fs
+                .remove_file(&seg.path)
+                .map_err(|e| Error::io(&seg.path, e))?;
+            report.segments += 1;
+            report.events += u64::from(seg.event_count());
+            report.bytes += seg.file_len;
+            tracing::info!(segment = %seg.id, events = seg.event_count(), "retention dropped segment");
+        }
+        if report.segments > 0 {
+            inner
+                .fs
+                .sync_dir(&inner.dir.segments)
+                .map_err(|e| Error::io(&inner.dir.segments, e))?;
+        }
+        Ok(report)
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let snap = self.snapshot();
+        let mut s = EngineStats::default();
+        for seg in &snap.segments {
+            s.segments += 1;
+            s.events += u64::from(seg.event_count());
+            match seg {
+                SegmentView::Sealed { seg, .. } => {
+                    s.disk_bytes += seg.file_len;
+                    s.raw_bytes += seg.facts.raw_bytes;
+                }
+                SegmentView::Head { seg, events, .. } => {
+                    let st = seg.state();
+                    s.disk_bytes += st.end_offset;
+                    s.raw_bytes += st.raw_bytes;
+                    s.head_events = *events;
+                }
+            }
+        }
+        s
+    }
+
+    /// Checks every checksum of every live segment; returns the damage found.
+    pub fn verify(&self) -> Vec<Error> {
+        let mut damage = Vec::new();
+        for seg in self.snapshot().segments {
+            match &seg {
+                SegmentView::Sealed { seg, .. } => {
+                    if let Err(e) = seg.verify_blocks() {
+                        damage.push(e);
+                    }
+                }
+                SegmentView::Head { .. } => {
+                    for meta in seg.blocks() {
+                        if let Err(e) = seg.read_block(&meta) {
+                            damage.push(e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        damage
+    }
+
+    /// Flushes and releases the store. Dropping the engine does the same,
+    /// best effort.
+    pub fn close(self) -> Result<()> {
+        self.sync()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(head) = self.writer.get_mut().head.as_mut() {
+            let _ = head.sync_published();
+        }
+    }
+}
+
+fn fail_all(group: &[(u64, PreparedBatch)], e: &Error) -> Vec<(u64, Result<Vec<EventId>>)> {
+    group
+        .iter()
+        .map(|(t, _)| (*t, Err(e.duplicate())))
+        .collect()
+}
+
+fn spawn_flusher(inner: Weak<Inner>, every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("auditlog-flush".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(inner) = inner.upgrade() else { return };
+            let mut w = inner.writer.lock();
+            if let Some(head) = w.head.as_mut() {
+                if let Err(e) = head.sync_published() {
+                    tracing::error!(error = %e, "interval sync failed");
+                }
+            }
+            w.last_sync = Instant::now();
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the sync thread; syncing on append only");
+    }
+}

@@ -1,0 +1,273 @@
+//! Roaring-bitmap indexes from a field value to the ordinals (positions
+//! within one segment) of the events holding it.
+//!
+//! [`MemIndex`] is the mutable form kept for the head segment; it is encoded
+//! into one section per field when the segment is sealed, and read back
+//! lazily through [`StoredIndex`] straight from the memory map. This module
+//! knows nothing of files or segments beyond those bytes.
+
+use std::collections::HashMap;
+
+use roaring::RoaringBitmap;
+
+use crate::event::IndexKeys;
+use crate::segment::format::{u32_at, u64_at, SectionKind};
+
+/// The fields with an index. `actor.type` and `actor.id` are indexed apart:
+/// the pair is their intersection, which is exact because each event has one
+/// actor, and it also answers `actor.id = …` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexedField {
+    Action,
+    ActorType,
+    ActorId,
+    Environment,
+}
+
+impl IndexedField {
+    pub const ALL: [IndexedField; 4] = [
+        IndexedField::Action,
+        IndexedField::ActorType,
+        IndexedField::ActorId,
+        IndexedField::Environment,
+    ];
+
+    /// The dotted event path the index answers for.
+    pub fn path(self) -> &'static str {
+        match self {
+            IndexedField::Action => "action_name",
+            IndexedField::ActorType => "actor.type",
+            IndexedField::ActorId => "actor.id",
+            IndexedField::Environment => "environment.id",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Self> {
+        IndexedField::ALL.into_iter().find(|f| f.path() == path)
+    }
+
+    pub fn slot(self) -> usize {
+        self as usize
+    }
+
+    pub fn section_kind(self) -> SectionKind {
+        match self {
+            IndexedField::Action => SectionKind::IndexAction,
+            IndexedField::ActorType => SectionKind::IndexActorType,
+            IndexedField::ActorId => SectionKind::IndexActorId,
+            IndexedField::Environment => SectionKind::IndexEnvironment,
+        }
+    }
+
+    fn key(self, keys: &IndexKeys) -> &str {
+        match self {
+            IndexedField::Action => &keys.action,
+            IndexedField::ActorType => &keys.actor_type,
+            IndexedField::ActorId => &keys.actor_id,
+            IndexedField::Environment => &keys.environment,
+        }
+    }
+}
+
+/// Indexes of the head segment, updated on every commit.
+#[derive(Debug, Default)]
+pub struct MemIndex {
+    maps: [HashMap<Box<str>, RoaringBitmap>; 4],
+}
+
+impl MemIndex {
+    pub fn insert(&mut self, ordinal: u32, keys: &IndexKeys) {
+        for (field, map) in IndexedField::ALL.into_iter().zip(self.maps.iter_mut()) {
+            let key = field.key(keys);
+            match map.get_mut(key) {
+                // Ordinals only grow, so `push` appends at the end cheaply.
+                Some(bitmap) => {
+                    bitmap.push(ordinal);
+                }
+                None => {
+                    map.insert(
+                        key.into(),
+                        RoaringBitmap::from_sorted_iter([ordinal]).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, field: IndexedField, value: &str) -> Option<&RoaringBitmap> {
+        self.maps.get(field.slot())?.get(value)
+    }
+
+    /// Every value of `field` with its bitmap.
+    pub fn entries(&self, field: IndexedField) -> impl Iterator<Item = (&str, &RoaringBitmap)> {
+        self.maps
+            .get(field.slot())
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)))
+    }
+
+    /// Encodes one field's index as a section (layout in docs/FORMAT.md):
+    /// `key_count u32, keys_len u32, entries[key_count], keys, bitmaps`;
+    /// entry = `key_off u32, key_len u32, bm_off u64, bm_len u32, card u32`.
+    pub fn encode(&self, field: IndexedField) -> Vec<u8> {
+        let mut entries: Vec<(&str, &RoaringBitmap)> = self.entries(field).collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let keys_len: usize = entries.iter().map(|(k, _)| k.len()).sum();
+        let mut dir = Vec::with_capacity(8 + entries.len() * ENTRY_LEN);
+        let mut keys = Vec::with_capacity(keys_len);
+        let mut bitmaps = Vec::new();
+        dir.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        dir.extend_from_slice(&(keys_len as u32).to_le_bytes());
+        for (key, bitmap) in entries {
+            let bm_off = bitmaps.len() as u64;
+            // Writing into a Vec cannot fail.
+            let _ = bitmap.serialize_into(&mut bitmaps);
+            dir.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+            dir.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            dir.extend_from_slice(&bm_off.to_le_bytes());
+            dir.extend_from_slice(&((bitmaps.len() as u64 - bm_off) as u32).to_le_bytes());
+            dir.extend_from_slice(&(bitmap.len() as u32).to_le_bytes());
+            keys.extend_from_slice(key.as_bytes());
+        }
+        dir.extend_from_slice(&keys);
+        dir.extend_from_slice(&bitmaps);
+        dir
+    }
+}
+
+const ENTRY_LEN: usize = 24;
+
+/// A field's index section, read in place. Construction checks the
+/// directory's shape; each bitmap is decoded only when looked up.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredIndex<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    keys_start: usize,
+    bitmaps_start: usize,
+}
+
+impl<'a> StoredIndex<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let count = u32_at(bytes, 0)? as usize;
+        let keys_len = u32_at(bytes, 4)? as usize;
+        let keys_start = count.checked_mul(ENTRY_LEN)?.checked_add(8)?;
+        let bitmaps_start = keys_start.checked_add(keys_len)?;
+        if bitmaps_start > bytes.len() {
+            return None;
+        }
+        Some(StoredIndex {
+            bytes,
+            count,
+            keys_start,
+            bitmaps_start,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn entry(&self, i: usize) -> Option<(&'a str, &'a [u8], u32)> {
+        let e = 8 + i * ENTRY_LEN;
+        let key_off = u32_at(self.bytes, e)? as usize;
+        let key_len = u32_at(self.bytes, e + 4)? as usize;
+        let bm_off = usize::try_from(u64_at(self.bytes, e + 8)?).ok()?;
+        let bm_len = u32_at(self.bytes, e + 16)? as usize;
+        let card = u32_at(self.bytes, e + 20)?;
+        let ks = self.keys_start.checked_add(key_off)?;
+        let key_bytes = self.bytes.get(ks..ks.checked_add(key_len)?)?;
+        if ks.checked_add(key_len)? > self.bitmaps_start {
+            return None;
+        }
+        let key = std::str::from_utf8(key_bytes).ok()?;
+        let bs = self.bitmaps_start.checked_add(bm_off)?;
+        let bitmap = self.bytes.get(bs..bs.checked_add(bm_len)?)?;
+        Some((key, bitmap, card))
+    }
+
+    /// The bitmap for `value`: `Ok(None)` when no event has it, `Err` when
+    /// the section is inconsistent.
+    pub fn lookup(&self, value: &str) -> Result<Option<RoaringBitmap>, &'static str> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (key, bitmap, _) = self.entry(mid).ok_or("index entry out of bounds")?;
+            match key.cmp(value) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return RoaringBitmap::deserialize_from(bitmap)
+                        .map(Some)
+                        .map_err(|_| "index bitmap does not decode");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every value with its event count, in key order.
+    pub fn cardinalities(&self) -> Result<Vec<(&'a str, u32)>, &'static str> {
+        (0..self.count)
+            .map(|i| {
+                self.entry(i)
+                    .map(|(k, _, c)| (k, c))
+                    .ok_or("index entry out of bounds")
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(action: &str, actor: &str) -> IndexKeys {
+        IndexKeys {
+            action: action.into(),
+            actor_type: "user".into(),
+            actor_id: actor.into(),
+            environment: "main".into(),
+        }
+    }
+
+    #[test]
+    fn encode_then_lookup_matches_memory() {
+        let mut m = MemIndex::default();
+        for i in 0..1000u32 {
+            m.insert(i, &keys(&format!("a{}", i % 7), &format!("u{}", i % 13)));
+        }
+        let bytes = m.encode(IndexedField::Action);
+        let s = StoredIndex::parse(&bytes).unwrap();
+        assert_eq!(s.len(), 7);
+        for a in 0..7 {
+            let key = format!("a{a}");
+            assert_eq!(
+                s.lookup(&key).unwrap().as_ref(),
+                m.get(IndexedField::Action, &key)
+            );
+        }
+        assert_eq!(s.lookup("zzz").unwrap(), None);
+        let total: u32 = s.cardinalities().unwrap().iter().map(|(_, c)| c).sum();
+        assert_eq!(total, 1000);
+    }
+
+    #[test]
+    fn truncated_sections_never_panic() {
+        let mut m = MemIndex::default();
+        for i in 0..100u32 {
+            m.insert(i, &keys(&format!("a{}", i % 5), "x"));
+        }
+        let bytes = m.encode(IndexedField::Action);
+        for cut in 0..bytes.len() {
+            if let Some(s) = StoredIndex::parse(&bytes[..cut]) {
+                let _ = s.lookup("a3");
+                let _ = s.cardinalities();
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Blocks: groups of consecutive events, zstd-compressed together and
+//! checksummed. Compression runs on the appending thread, before the commit
+//! lock, so that two cores compress in parallel; the committer then only
+//! stamps headers and writes.
+//!
+//! This module never does I/O; it turns events into bytes and back.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::event::{PreparedEvent, StoredEvent};
+use crate::segment::format::{
+    self, BlockHeader, BlockMeta, EventSlot, BLOCK_HEADER_LEN, CHAIN_NONE, CODEC_ZSTD,
+};
+use crate::types::{EventId, Timestamp};
+
+/// A block of events, compressed and ready to be stamped and written.
+#[derive(Debug, Clone)]
+pub struct EncodedBlock {
+    pub compressed: Vec<u8>,
+    pub raw_len: u32,
+    pub event_count: u32,
+    pub min_ts: Timestamp,
+    pub max_ts: Timestamp,
+    pub payload_crc: u32,
+}
+
+impl EncodedBlock {
+    pub fn header(&self, first_ordinal: u32, flags: u16) -> BlockHeader {
+        BlockHeader {
+            compressed_len: self.compressed.len() as u32,
+            raw_len: self.raw_len,
+            event_count: self.event_count,
+            first_ordinal,
+            flags,
+            codec: CODEC_ZSTD,
+            chain_algo: CHAIN_NONE,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            chain: [0; 32],
+            payload_crc: self.payload_crc,
+        }
+    }
+}
+
+/// Largest decompressed block accepted when reading. Blocks are written at
+/// about `block_bytes` (default 64 KiB) but one large event makes a block of
+/// its own, so the bound is the event limit with room to spare.
+pub const MAX_RAW_BLOCK: u32 = 64 << 20;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(raw),
+            None => zstd::bulk::compress(raw, level),
+        }
+    })
+}
+
+fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(payload, raw_len),
+            None => zstd::bulk::decompress(payload, raw_len),
+        }
+    })
+}
+
+/// Cuts `events` into blocks of about `target_raw` uncompressed bytes.
+pub fn encode_blocks(
+    events: &[PreparedEvent],
+    target_raw: usize,
+    level: i32,
+) -> std::io::Result<Vec<EncodedBlock>> {
+    let mut blocks = Vec::new();
+    let mut raw = Vec::with_capacity(target_raw + 4096);
+    let mut start = 0;
+    for (i, e) in events.iter().enumerate() {
+        format::encode_event(&mut raw, e.occurred_at, e.id, &e.json);
+        if raw.len() >= target_raw || i + 1 == events.len() {
+            let slice = events.get(start..=i).unwrap_or_default();
+            blocks.push(finish_block(&raw, slice, level)?);
+            raw.clear();
+            start = i + 1;
+        }
+    }
+    Ok(blocks)
+}
+
+fn finish_block(raw: &[u8], events: &[PreparedEvent], level: i32) -> std::io::Result<EncodedBlock> {
+    let compressed = compress(raw, level)?;
+    let (min_ts, max_ts) = events
+        .iter()
+        .fold((Timestamp::MAX, Timestamp::MIN), |(lo, hi), e| {
+            (lo.min(e.occurred_at), hi.max(e.occurred_at))
+        });
+    Ok(EncodedBlock {
+        payload_crc: format::crc32(&compressed),
+        compressed,
+        raw_len: raw.len() as u32,
+        event_count: events.len() as u32,
+        min_ts,
+        max_ts,
+    })
+}
+
+/// A decompressed block.
+#[derive(Debug)]
+pub struct DecodedBlock {
+    pub first_ordinal: u32,
+    payload: Vec<u8>,
+    slots: Vec<EventSlot>,
+}
+
+impl DecodedBlock {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The event at segment `ordinal`, if this block holds it.
+    pub fn event(&self, ordinal: u32) -> Option<StoredEvent> {
+        let i = ordinal.checked_sub(self.first_ordinal)? as usize;
+        let slot = self.slots.get(i)?;
+        Some(StoredEvent {
+            id: slot.id,
+            occurred_at: slot.ts,
+            json: self.payload.get(slot.json.clone())?.to_vec(),
+        })
+    }
+
+    /// The JSON of the event at segment `ordinal`, borrowed.
+    pub fn json(&self, ordinal: u32) -> Option<&[u8]> {
+        let i = ordinal.checked_sub(self.first_ordinal)? as usize;
+        self.payload.get(self.slots.get(i)?.json.clone())
+    }
+
+    pub fn slots(&self) -> &[EventSlot] {
+        &self.slots
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = EventId> + '_ {
+        self.slots.iter().map(|s| s.id)
+    }
+}
+
+/// Checks and decompresses one block. `bytes` starts at the block header
+/// and holds at least the header and payload; `meta` is what the directory
+/// says the block should be, and must agree with the header.
+pub fn decode_block(file: &Path, meta: &BlockMeta, bytes: &[u8]) -> Result<DecodedBlock> {
+    let bad = |what: &str| Error::corrupt(file, meta.offset, what.to_string());
+    let header = BlockHeader::decode(bytes).ok_or_else(|| bad("block header damaged"))?;
+    if header.compressed_len != meta.compressed_len
+        || header.raw_len != meta.raw_len
+        || header.first_ordinal != meta.first_ordinal
+        || header.event_count != meta.event_count
+    {
+        return Err(bad("block header disagrees with the block directory"));
+    }
+    if header.raw_len > MAX_RAW_BLOCK {
+        return Err(bad("block claims an implausible size"));
+    }
+    let payload = bytes
+        .get(BLOCK_HEADER_LEN..BLOCK_HEADER_LEN + header.compressed_len as usize)
+        .ok_or_else(|| bad("block payload cut short"))?;
+    if format::crc32(payload) != header.payload_crc {
+        return Err(bad("block payload checksum mismatch"));
+    }
+    let raw = decompress(payload, header.raw_len as usize)
+        .map_err(|e| bad(&format!("block does not decompress: {e}")))?;
+    if raw.len() != header.raw_len as usize {
+        return Err(bad("block decompressed to the wrong size"));
+    }
+    let slots = format::decode_events(&raw, header.event_count)
+        .ok_or_else(|| bad("block events are malformed"))?;
+    Ok(DecodedBlock {
+        first_ordinal: header.first_ordinal,
+        payload: raw,
+        slots,
+    })
+}

@@ -1,0 +1,446 @@
+//! The head segment: the one file being appended to. It owns the writer
+//! side (stamping block headers, appending, syncing, cutting back a failed
+//! write) and the in-memory state readers use until the segment is sealed.
+//!
+//! Readers see only what a commit has published, and only through
+//! [`HeadSegment::state`]; the writer holds that lock just long enough to
+//! publish a commit. This module never decides *when* to seal or sync; the
+//! engine does.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::error::{Error, Result};
+use crate::event::IndexKeys;
+use crate::index::MemIndex;
+use crate::io::{AppendFile, FileSystem, ReadAt};
+use crate::segment::block::{decode_block, DecodedBlock, EncodedBlock};
+use crate::segment::format::{
+    self, BlockMeta, Facts, SectionKind, SegmentHeader, BLOCK_HEADER_LEN, FLAG_BATCH_END,
+    FORMAT_VERSION, HEADER_LEN,
+};
+use crate::types::{EventId, SegmentId, Timestamp};
+
+/// ULIDs carry 80 random bits, so their low 64 bits are already a good hash.
+#[derive(Default)]
+pub struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64).rotate_left(17);
+    }
+}
+pub type IdMap = HashMap<u128, u32, BuildHasherDefault<IdHasher>>;
+
+/// What a reader may see of the head: everything published by a commit.
+#[derive(Default)]
+pub struct HeadState {
+    pub blocks: Vec<BlockMeta>,
+    /// `occurred_at` by ordinal.
+    pub ts: Vec<Timestamp>,
+    /// Event id by ordinal.
+    pub ids: Vec<EventId>,
+    pub id_map: IdMap,
+    pub index: MemIndex,
+    pub raw_bytes: u64,
+    pub min_ts: Timestamp,
+    pub max_ts: Timestamp,
+    /// File length covered by published blocks.
+    pub end_offset: u64,
+}
+
+impl HeadState {
+    pub fn event_count(&self) -> u32 {
+        self.ts.len() as u32
+    }
+
+    fn push_event(&mut self, ts: Timestamp, id: EventId, keys: &IndexKeys, json_len: usize) {
+        let ordinal = self.ts.len() as u32;
+        if self.ts.is_empty() {
+            self.min_ts = ts;
+            self.max_ts = ts;
+        } else {
+            self.min_ts = self.min_ts.min(ts);
+            self.max_ts = self.max_ts.max(ts);
+        }
+        self.ts.push(ts);
+        self.ids.push(id);
+        self.id_map.insert(id.as_u128(), ordinal);
+        self.index.insert(ordinal, keys);
+        self.raw_bytes += json_len as u64;
+    }
+
+    /// Ordinals `0..n` sorted by `(occurred_at, id)`.
+    fn sorted_ordinals(&self, from: u32, to: u32) -> Vec<u32> {
+        let mut v: Vec<u32> = (from..to).collect();
+        v.sort_unstable_by_key(|&o| self.key(o));
+        v
+    }
+
+    pub fn key(&self, ordinal: u32) -> (Timestamp, EventId) {
+        let i = ordinal as usize;
+        (
+            self.ts.get(i).copied().unwrap_or_default(),
+            self.ids.get(i).copied().unwrap_or(EventId::from_u128(0)),
+        )
+    }
+}
+
+pub struct HeadSegment {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    reader: Box<dyn ReadAt>,
+    state: RwLock<HeadState>,
+    /// Ordinals sorted by key for a prefix of the events, extended lazily by
+    /// readers (most events arrive in order, so extending is usually a push).
+    order: Mutex<Arc<Vec<u32>>>,
+}
+
+impl HeadSegment {
+    pub fn state(&self) -> RwLockReadGuard<'_, HeadState> {
+        self.state.read()
+    }
+
+    /// Ordinals `0..visible` in key order.
+    pub fn key_order(&self, visible: u32) -> Arc<Vec<u32>> {
+        let mut cached = self.order.lock();
+        let covered = cached.len() as u32;
+        if covered == visible {
+            return cached.clone();
+        }
+        let st = self.state.read();
+        let next = if covered > visible {
+            // An older snapshot: build its own order without touching the cache.
+            return Arc::new(st.sorted_ordinals(0, visible));
+        } else {
+            let fresh = st.sorted_ordinals(covered, visible);
+            let mut merged = Vec::with_capacity(visible as usize);
+            let old: &[u32] = cached.as_slice();
+            match (old.last(), fresh.first()) {
+                (Some(&a), Some(&b)) if st.key(a) > st.key(b) => {
+                    let (mut i, mut j) = (0, 0);
+                    while let (Some(&x), Some(&y)) = (old.get(i), fresh.get(j)) {
+                        if st.key(x) <= st.key(y) {
+                            merged.push(x);
+                            i += 1;
+                        } else {
+                            merged.push(y);
+                            j += 1;
+                        }
+                    }
+                    merged.extend_from_slice(old.get(i..).unwrap_or_default());
+                    merged.extend_from_slice(fresh.get(j..).unwrap_or_default());
+                }
+                _ => {
+                    merged.extend_from_slice(old);
+                    merged.extend_from_slice(&fresh);
+                }
+            }
+            Arc::new(merged)
+        };
+        *cached = next.clone();
+        next
+    }
+
+    pub fn read_block(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
+        let len = BLOCK_HEADER_LEN + meta.compressed_len as usize;
+        let mut buf = vec![0u8; len];
+        self.reader
+            .read_at(&mut buf, meta.offset)
+            .map_err(|e| Error::io(&self.path, e))?;
+        decode_block(&self.path, meta, &buf)
+    }
+}
+
+/// The write side of the head segment. Exactly one exists per engine, held
+/// under the commit lock.
+pub struct HeadWriter {
+    pub head: Arc<HeadSegment>,
+    file: Box<dyn AppendFile>,
+    /// Length of the file up to the last published commit; a failed write
+    /// is cut back to here.
+    committed_len: u64,
+    /// A failed write could not be cut back yet; retry before writing.
+    needs_truncate: bool,
+    /// Bytes appended since the last successful sync.
+    unsynced: bool,
+}
+
+impl HeadWriter {
+    /// Creates a new, empty head segment file (header written and synced).
+    pub fn create(fs: &dyn FileSystem, dir: &Path, header: SegmentHeader) -> Result<HeadWriter> {
+        let path = dir.join(header.segment_id.file_name());
+        let mut file = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
+        let written = file
+            .append(&header.encode())
+            .and_then(|()| file.sync_data())
+            .and_then(|()| fs.sync_dir(dir));
+        if let Err(e) = written {
+            drop(file);
+            let _ = fs.remove_file(&path);
+            return Err(Error::io(&path, e));
+        }
+        let reader = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Self::from_parts(
+            path,
+            header,
+            file,
+            reader,
+            HeadState {
+                end_offset: HEADER_LEN as u64,
+                ..HeadState::default()
+            },
+        ))
+    }
+
+    /// Wraps a recovered head file whose blocks were already checked.
+    pub fn from_parts(
+        path: PathBuf,
+        header: SegmentHeader,
+        file: Box<dyn AppendFile>,
+        reader: Box<dyn ReadAt>,
+        state: HeadState,
+    ) -> HeadWriter {
+        let committed_len = state.end_offset;
+        let head = Arc::new(HeadSegment {
+            id: header.segment_id,
+            path,
+            header,
+            reader,
+            state: RwLock::new(state),
+            order: Mutex::new(Arc::new(Vec::new())),
+        });
+        HeadWriter {
+            head,
+            file,
+            committed_len,
+            needs_truncate: false,
+            unsynced: false,
+        }
+    }
+
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// Appends the batches' blocks (each batch's last block flagged as a
+    /// batch end), syncs when `sync` is set, then publishes them to readers.
+    /// On any failure the file is cut back to its last committed length and
+    /// nothing is published.
+    pub fn write_batches<'a>(
+        &mut self,
+        batches: impl Iterator<Item = (&'a [crate::event::PreparedEvent], &'a [EncodedBlock])> + Clone,
+        sync: bool,
+    ) -> Result<()> {
+        self.repair()?;
+        let first_ordinal = self.head.state.read().event_count();
+        let mut buf = Vec::new();
+        let mut metas = Vec::new();
+        let mut ordinal = first_ordinal;
+        let mut offset = self.committed_len;
+        for (_, blocks) in batches.clone() {
+            for (i, block) in blocks.iter().enumerate() {
+                let flags = if i + 1 == blocks.len() {
+                    FLAG_BATCH_END
+                } else {
+                    0
+                };
+                buf.extend_from_slice(&block.header(ordinal, flags).encode());
+                buf.extend_from_slice(&block.compressed);
+                metas.push(BlockMeta {
+                    offset,
+                    compressed_len: block.compressed.len() as u32,
+                    raw_len: block.raw_len,
+                    first_ordinal: ordinal,
+                    event_count: block.event_count,
+                    min_ts: block.min_ts,
+                    max_ts: block.max_ts,
+                });
+                offset += (BLOCK_HEADER_LEN + block.compressed.len()) as u64;
+                ordinal += block.event_count;
+            }
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let mut result = self.file.append(&buf);
+        if result.is_ok() {
+            self.unsynced = true;
+            if sync {
+                result = self.sync();
+            }
+        }
+        if let Err(e) = result {
+            self.needs_truncate = true;
+            let _ = self.repair();
+            return Err(Error::io(&self.head.path, e));
+        }
+        self.committed_len = offset;
+        let mut st = self.head.state.write();
+        st.blocks.extend_from_slice(&metas);
+        for (events, _) in batches {
+            for e in events {
+                st.push_event(e.occurred_at, e.id, &e.keys, e.json.len());
+            }
+        }
+        st.end_offset = offset;
+        Ok(())
+    }
+
+    /// Cuts a failed write back to the committed length. After a failed
+    /// fsync the kernel may have dropped the dirty pages, so the unsynced
+    /// tail is never trusted: it is removed and the next batch rewritten.
+    fn repair(&mut self) -> Result<()> {
+        if self.needs_truncate {
+            self.file
+                .truncate(self.committed_len)
+                .and_then(|()| self.file.sync_data())
+                .map_err(|e| Error::io(&self.head.path, e))?;
+            self.needs_truncate = false;
+        }
+        Ok(())
+    }
+
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Syncs published bytes (for the interval and close policies).
+    pub fn sync_published(&mut self) -> Result<()> {
+        self.sync().map_err(|e| Error::io(&self.head.path, e))
+    }
+
+    pub fn event_count(&self) -> u32 {
+        self.head.state.read().event_count()
+    }
+
+    /// Writes the sections and footer that seal this segment, and syncs.
+    /// On failure the file is cut back so the head can go on as it was.
+    pub fn seal(&mut self, now: Timestamp) -> Result<()> {
+        self.repair()?;
+        let tail = {
+            let st = self.head.state.read();
+            encode_sections(&st, self.committed_len, now)
+        };
+        let result = self.file.append(&tail).and_then(|()| self.file.sync_data());
+        if let Err(e) = result {
+            self.needs_truncate = true;
+            let _ = self.repair();
+            return Err(Error::io(&self.head.path, e));
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+}
+
+/// Everything after the last block of a sealed segment: the sections, the
+/// section table and the footer.
+fn encode_sections(st: &HeadState, start: u64, now: Timestamp) -> Vec<u8> {
+    let n = st.event_count();
+    let (min_id, max_id) = st.ids.iter().fold(
+        (EventId::from_u128(u128::MAX), EventId::from_u128(0)),
+        |(lo, hi), &id| (lo.min(id), hi.max(id)),
+    );
+    let facts = Facts {
+        event_count: n,
+        block_count: st.blocks.len() as u32,
+        min_ts: st.min_ts,
+        max_ts: st.max_ts,
+        min_id,
+        max_id,
+        raw_bytes: st.raw_bytes,
+        sealed_at: now,
+        chain_prev: [0; 32],
+        chain_last: [0; 32],
+    };
+    let mut directory = Vec::with_capacity(st.blocks.len() * format::BLOCK_META_LEN);
+    for b in &st.blocks {
+        b.encode_into(&mut directory);
+    }
+    let mut time_column = Vec::with_capacity(n as usize * 8);
+    for t in &st.ts {
+        time_column.extend_from_slice(&t.0.to_le_bytes());
+    }
+    let mut time_order = Vec::with_capacity(n as usize * 4);
+    for o in st.sorted_ordinals(0, n) {
+        time_order.extend_from_slice(&o.to_le_bytes());
+    }
+    let mut by_id: Vec<(EventId, u32)> = st.ids.iter().copied().zip(0u32..).collect();
+    by_id.sort_unstable();
+    let mut id_index = Vec::with_capacity(n as usize * 20);
+    for (id, o) in by_id {
+        id_index.extend_from_slice(&id.to_be_bytes());
+        id_index.extend_from_slice(&o.to_le_bytes());
+    }
+    let mut sections: Vec<(SectionKind, Vec<u8>)> = vec![
+        (SectionKind::Facts, facts.encode()),
+        (SectionKind::BlockDirectory, directory),
+        (SectionKind::TimeColumn, time_column),
+        (SectionKind::TimeOrder, time_order),
+        (SectionKind::IdIndex, id_index),
+    ];
+    for field in crate::index::IndexedField::ALL {
+        sections.push((field.section_kind(), st.index.encode(field)));
+    }
+    let mut out = Vec::new();
+    let mut entries = Vec::with_capacity(sections.len());
+    for (kind, bytes) in &sections {
+        entries.push(format::section_entry(
+            *kind as u32,
+            start + out.len() as u64,
+            bytes,
+        ));
+        out.extend_from_slice(bytes);
+    }
+    let table_offset = start + out.len() as u64;
+    out.extend_from_slice(&format::encode_footer(table_offset, &entries));
+    out
+}
+
+/// The header for a new segment.
+pub fn new_header(
+    store_id: [u8; 16],
+    segment_id: SegmentId,
+    now: Timestamp,
+    window_start: Timestamp,
+) -> SegmentHeader {
+    SegmentHeader {
+        version: FORMAT_VERSION,
+        store_id,
+        segment_id,
+        created_at: now,
+        window_start,
+    }
+}
+
+/// Rebuilds a head's state from its blocks (after a restart).
+pub fn replay_block(
+    st: &mut HeadState,
+    meta: BlockMeta,
+    block: &DecodedBlock,
+) -> std::result::Result<(), crate::event::EventError> {
+    for (i, slot) in (0u32..).zip(block.slots()) {
+        let json = block.json(block.first_ordinal + i).unwrap_or_default();
+        let keys = crate::event::keys_of_stored(json)?;
+        st.push_event(slot.ts, slot.id, &keys, json.len());
+    }
+    st.blocks.push(meta);
+    st.end_offset = meta.end_offset();
+    Ok(())
+}

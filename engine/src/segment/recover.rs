@@ -1,0 +1,112 @@
+//! Reopening the head segment after a stop or a crash: every block is
+//! checked in order, and the file is cut back to the end of the last whole
+//! batch. Nothing after that point was ever acknowledged (an append is
+//! acknowledged only after its batch-end block is synced), so nothing
+//! acknowledged is cut.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+use crate::segment::block::decode_block;
+use crate::segment::format::{BlockHeader, BlockMeta, SegmentHeader, FLAG_BATCH_END, HEADER_LEN};
+use crate::segment::head::{replay_block, HeadState, HeadWriter};
+
+/// What recovery did to a head file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadRecovery {
+    pub events: u32,
+    /// Bytes of torn or unacknowledged tail removed.
+    pub cut_bytes: u64,
+}
+
+/// Reopens `path` as the head segment. An `Err` means the file cannot be
+/// trusted as a head (bad header, foreign store, or checksummed blocks that
+/// do not hold valid events) and must be set aside.
+pub fn recover_head(
+    fs: &dyn FileSystem,
+    path: PathBuf,
+    store_id: &[u8; 16],
+) -> Result<(HeadWriter, HeadRecovery)> {
+    let bytes = fs.read_all(&path).map_err(|e| Error::io(&path, e))?;
+    let file: &[u8] = (*bytes).as_ref();
+    let header = SegmentHeader::decode(file).map_err(|w| Error::corrupt(&path, 0, w))?;
+    check_identity(&path, &header, store_id)?;
+
+    let mut state = HeadState {
+        end_offset: HEADER_LEN as u64,
+        ..HeadState::default()
+    };
+    let mut batch = Vec::new();
+    let mut at = HEADER_LEN as u64;
+    let mut next_ordinal = 0u32;
+    while let Some(header) = file.get(at as usize..).and_then(BlockHeader::decode) {
+        let meta = BlockMeta {
+            offset: at,
+            compressed_len: header.compressed_len,
+            raw_len: header.raw_len,
+            first_ordinal: header.first_ordinal,
+            event_count: header.event_count,
+            min_ts: header.min_ts,
+            max_ts: header.max_ts,
+        };
+        if header.first_ordinal != next_ordinal {
+            break;
+        }
+        let Ok(block) = decode_block(&path, &meta, file.get(at as usize..).unwrap_or_default())
+        else {
+            break;
+        };
+        next_ordinal = next_ordinal.saturating_add(header.event_count);
+        at = meta.end_offset();
+        batch.push((meta, block));
+        if header.flags & FLAG_BATCH_END != 0 {
+            for (meta, block) in batch.drain(..) {
+                replay_block(&mut state, meta, &block).map_err(|e| {
+                    Error::corrupt(
+                        &path,
+                        meta.offset,
+                        format!("checksummed block holds an invalid event: {e}"),
+                    )
+                })?;
+            }
+        }
+    }
+    let cut_bytes = file.len() as u64 - state.end_offset;
+    drop(bytes);
+
+    let mut out = fs.open_append(&path).map_err(|e| Error::io(&path, e))?;
+    if cut_bytes > 0 {
+        out.truncate(state.end_offset)
+            .and_then(|()| out.sync_data())
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    let reader = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
+    let events = state.event_count();
+    Ok((
+        HeadWriter::from_parts(path, header, out, reader, state),
+        HeadRecovery { events, cut_bytes },
+    ))
+}
+
+pub fn check_identity(path: &Path, header: &SegmentHeader, store_id: &[u8; 16]) -> Result<()> {
+    if &header.store_id != store_id {
+        return Err(Error::corrupt(
+            path,
+            16,
+            "segment belongs to another data directory",
+        ));
+    }
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::types::SegmentId::from_file_name);
+    if named != Some(header.segment_id) {
+        return Err(Error::corrupt(
+            path,
+            32,
+            "segment id in the header does not match the file name",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! A sealed segment, read through a memory map. Opening checks the header,
+//! the footer and every section's checksum and shape, so that later reads
+//! of those sections cannot go wrong; block payloads are checked each time
+//! they are decoded (and all at once by `verify`).
+//!
+//! A sealed file is never written again: only retention removes it whole.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use roaring::RoaringBitmap;
+
+use crate::error::{Error, Result};
+use crate::index::{IndexedField, StoredIndex};
+use crate::io::{FileBytes, FileSystem};
+use crate::segment::block::{decode_block, DecodedBlock};
+use crate::segment::format::{
+    self, i64_at, id_at, u32_at, BlockHeader, BlockMeta, Facts, SectionKind, SegmentHeader,
+    BLOCK_HEADER_LEN, BLOCK_META_LEN, HEADER_LEN,
+};
+use crate::types::{EventId, SegmentId, Timestamp};
+
+pub struct SealedSegment {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    pub facts: Facts,
+    pub file_len: u64,
+    bytes: FileBytes,
+    blocks: Vec<BlockMeta>,
+    time_column: Range<usize>,
+    time_order: Range<usize>,
+    id_index: Range<usize>,
+    indexes: [Range<usize>; 4],
+}
+
+impl std::fmt::Debug for SealedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSegment")
+            .field("id", &self.id)
+            .field("facts", &self.facts)
+            .finish()
+    }
+}
+
+/// Why a file could not be opened as a sealed segment.
+pub enum OpenFailure {
+    /// There is no footer: the file is (or was) a head segment.
+    NotSealed,
+    Damaged(Error),
+}
+
+impl SealedSegment {
+    pub fn open(
+        fs: &dyn FileSystem,
+        path: PathBuf,
+        store_id: &[u8; 16],
+    ) -> Result<Self, OpenFailure> {
+        let bytes = fs
+            .read_all(&path)
+            .map_err(|e| OpenFailure::Damaged(Error::io(&path, e)))?;
+        Self::from_bytes(path, bytes, store_id)
+    }
+
+    pub fn from_bytes(
+        path: PathBuf,
+        bytes: FileBytes,
+        store_id: &[u8; 16],
+    ) -> Result<Self, OpenFailure> {
+        let file: &[u8] = (*bytes).as_ref();
+        let damaged = |offset: u64, what: &str| {
+            OpenFailure::Damaged(Error::corrupt(&path, offset, what.to_string()))
+        };
+        let header = SegmentHeader::decode(file).map_err(|w| damaged(0, w))?;
+        if &header.store_id != store_id {
+            return Err(damaged(16, "segment belongs to another data directory"));
+        }
+        let sections = match format::decode_footer(file) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(OpenFailure::NotSealed),
+            Err(w) => return Err(damaged(file.len() as u64, w)),
+        };
+        let find = |kind: SectionKind| -> Result<(Range<usize>, &[u8]), OpenFailure> {
+            let entry = sections
+                .iter()
+                .find(|s| s.kind == kind as u32)
+                .ok_or_else(|| damaged(file.len() as u64, &format!("missing section {kind:?}")))?;
+            let bytes = format::section_bytes(file, entry).ok_or_else(|| {
+                damaged(entry.offset, &format!("section {kind:?} checksum mismatch"))
+            })?;
+            let start = entry.offset as usize;
+            Ok((start..start + bytes.len(), bytes))
+        };
+        let (_, facts_bytes) = find(SectionKind::Facts)?;
+        let facts =
+            Facts::decode(facts_bytes).ok_or_else(|| damaged(0, "facts section malformed"))?;
+        let n = facts.event_count as usize;
+        let (dir_range, dir) = find(SectionKind::BlockDirectory)?;
+        if dir.len() != facts.block_count as usize * BLOCK_META_LEN {
+            return Err(damaged(
+                dir_range.start as u64,
+                "block directory has the wrong length",
+            ));
+        }
+        let data_end = sections.iter().map(|s| s.offset).min().unwrap_or(0);
+        let mut blocks = Vec::with_capacity(facts.block_count as usize);
+        let mut next_offset = HEADER_LEN as u64;
+        let mut next_ordinal = 0u32;
+        for chunk in dir.chunks_exact(BLOCK_META_LEN) {
+            let m = BlockMeta::decode(chunk)
+                .ok_or_else(|| damaged(dir_range.start as u64, "block directory entry"))?;
+            if m.offset != next_offset
+                || m.first_ordinal != next_ordinal
+                || m.event_count == 0
+                || m.end_offset() > data_end
+            {
+                return Err(damaged(
+                    dir_range.start as u64,
+                    "block directory is inconsistent",
+                ));
+            }
+            next_offset = m.end_offset();
+            next_ordinal = next_ordinal
+                .checked_add(m.event_count)
+                .ok_or_else(|| damaged(0, "event count overflows"))?;
+            blocks.push(m);
+        }
+        if next_ordinal as usize != n || next_offset != data_end {
+            return Err(damaged(
+                dir_range.start as u64,
+                "block directory does not cover the segment",
+            ));
+        }
+        let (time_column, tc) = find(SectionKind::TimeColumn)?;
+        let (time_order, to) = find(SectionKind::TimeOrder)?;
+        let (id_index, ix) = find(SectionKind::IdIndex)?;
+        if tc.len() != n * 8 || to.len() != n * 4 || ix.len() != n * 20 {
+            return Err(damaged(
+                time_column.start as u64,
+                "column sections have the wrong length",
+            ));
+        }
+        // The order must be a permutation sorted by (time, id), and the id
+        // index must point inside the segment: checked once here so that
+        // every later lookup can trust them.
+        let mut seen = RoaringBitmap::new();
+        let mut prev: Option<(i64, u128)> = None;
+        for chunk in to.chunks_exact(4) {
+            let o = u32_at(chunk, 0).unwrap_or(u32::MAX);
+            if o as usize >= n || !seen.insert(o) {
+                return Err(damaged(
+                    time_order.start as u64,
+                    "time order is not a permutation",
+                ));
+            }
+            let key = (i64_at(tc, o as usize * 8).unwrap_or_default(), 0u128);
+            if prev.is_some_and(|p| p.0 > key.0) {
+                return Err(damaged(time_order.start as u64, "time order is not sorted"));
+            }
+            prev = Some(key);
+        }
+        for chunk in ix.chunks_exact(20) {
+            if u32_at(chunk, 16).is_none_or(|o| o as usize >= n) {
+                return Err(damaged(
+                    id_index.start as u64,
+                    "id index points outside the segment",
+                ));
+            }
+        }
+        let mut indexes: [Range<usize>; 4] = Default::default();
+        for field in IndexedField::ALL {
+            let (range, bytes) = find(field.section_kind())?;
+            StoredIndex::parse(bytes)
+                .ok_or_else(|| damaged(range.start as u64, "index section malformed"))?;
+            if let Some(slot) = indexes.get_mut(field.slot()) {
+                *slot = range;
+            }
+        }
+        Ok(SealedSegment {
+            id: header.segment_id,
+            path,
+            header,
+            facts,
+            file_len: file.len() as u64,
+            bytes,
+            blocks,
+            time_column,
+            time_order,
+            id_index,
+            indexes,
+        })
+    }
+
+    fn file(&self) -> &[u8] {
+        (*self.bytes).as_ref()
+    }
+
+    fn section(&self, r: &Range<usize>) -> &[u8] {
+        self.file().get(r.clone()).unwrap_or_default()
+    }
+
+    pub fn event_count(&self) -> u32 {
+        self.facts.event_count
+    }
+
+    pub fn blocks(&self) -> &[BlockMeta] {
+        &self.blocks
+    }
+
+    pub fn ts(&self, ordinal: u32) -> Timestamp {
+        Timestamp(i64_at(self.section(&self.time_column), ordinal as usize * 8).unwrap_or_default())
+    }
+
+    /// The ordinal at position `pos` of the `(time, id)` order.
+    pub fn order_at(&self, pos: u32) -> u32 {
+        u32_at(self.section(&self.time_order), pos as usize * 4).unwrap_or_default()
+    }
+
+    pub fn find_id(&self, id: EventId) -> Option<u32> {
+        let ix = self.section(&self.id_index);
+        let (mut lo, mut hi) = (0usize, ix.len() / 20);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let here = id_at(ix, mid * 20)?;
+            match here.cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return u32_at(ix, mid * 20 + 16),
+            }
+        }
+        None
+    }
+
+    /// The id of the event at `ordinal` (via its block, so only for rare use;
+    /// the id index is sorted by id, not by ordinal).
+    pub fn index(&self, field: IndexedField) -> Option<StoredIndex<'_>> {
+        StoredIndex::parse(self.section(self.indexes.get(field.slot())?))
+    }
+
+    pub fn index_lookup(&self, field: IndexedField, value: &str) -> Result<RoaringBitmap> {
+        let index = self
+            .index(field)
+            .ok_or_else(|| Error::corrupt(&self.path, 0, "index section malformed"))?;
+        index
+            .lookup(value)
+            .map(Option::unwrap_or_default)
+            .map_err(|w| {
+                Error::corrupt(
+                    &self.path,
+                    self.indexes.get(field.slot()).map_or(0, |r| r.start as u64),
+                    w,
+                )
+            })
+    }
+
+    pub fn read_block(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
+        let start = meta.offset as usize;
+        let bytes = self
+            .file()
+            .get(start..start + BLOCK_HEADER_LEN + meta.compressed_len as usize)
+            .ok_or_else(|| {
+                Error::corrupt(&self.path, meta.offset, "block lies outside the file")
+            })?;
+        decode_block(&self.path, meta, bytes)
+    }
+
+    /// Checks every block: checksum, decompression, event framing, and that
+    /// the stored columns agree with the events. Returns the first damage.
+    pub fn verify_blocks(&self) -> Result<()> {
+        let mut ids = Vec::with_capacity(self.event_count() as usize);
+        for meta in &self.blocks {
+            let block = self.read_block(meta)?;
+            let header =
+                BlockHeader::decode(self.file().get(meta.offset as usize..).unwrap_or_default());
+            if header.is_none_or(|h| h.min_ts != meta.min_ts || h.max_ts != meta.max_ts) {
+                return Err(Error::corrupt(
+                    &self.path,
+                    meta.offset,
+                    "block header disagrees with the directory",
+                ));
+            }
+            for (o, slot) in meta.ordinals().zip(block.slots()) {
+                if self.ts(o) != slot.ts {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        meta.offset,
+                        "time column disagrees with the block",
+                    ));
+                }
+                ids.push((slot.id, o));
+            }
+        }
+        ids.sort_unstable();
+        let ix = self.section(&self.id_index);
+        for (i, (id, o)) in ids.iter().enumerate() {
+            if id_at(ix, i * 20) != Some(*id) || u32_at(ix, i * 20 + 16) != Some(*o) {
+                return Err(Error::corrupt(
+                    &self.path,
+                    self.id_index.start as u64,
+                    "id index disagrees with the blocks",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

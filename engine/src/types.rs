@@ -1,0 +1,172 @@
+//! Small types that carry meaning: event ids, segment ids, instants and ranges.
+
+use std::fmt;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+/// The id of a stored event: a ULID, ordered by its 128-bit value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub Ulid);
+
+impl EventId {
+    pub fn from_u128(v: u128) -> Self {
+        EventId(Ulid(v))
+    }
+    pub fn as_u128(self) -> u128 {
+        self.0 .0
+    }
+    pub fn to_be_bytes(self) -> [u8; 16] {
+        self.0 .0.to_be_bytes()
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Ulid::from_string(s).ok().map(EventId)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Segments are numbered in creation order; a larger id was created later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId(pub u64);
+
+impl SegmentId {
+    pub fn file_name(self) -> String {
+        format!("{:016x}.seg", self.0)
+    }
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let hex = name.strip_suffix(".seg")?;
+        if hex.len() != 16 {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok().map(SegmentId)
+    }
+}
+
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// An instant as microseconds since the Unix epoch (UTC). Microseconds keep
+/// more than the millisecond precision audit sources send, and fit in an i64
+/// for ±292,000 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    pub fn now() -> Self {
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        Timestamp(i64::try_from(nanos / 1000).unwrap_or(i64::MAX))
+    }
+
+    pub fn from_micros(us: i64) -> Self {
+        Timestamp(us)
+    }
+
+    pub fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Parses RFC 3339 (any offset); sub-microsecond digits are truncated.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos().div_euclid(1000))
+            .ok()
+            .map(Timestamp)
+    }
+
+    /// Formats as `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so the text
+    /// sorts in time order. Years outside 0000-9999 are not representable
+    /// and were rejected at validation.
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.microsecond()
+            ),
+            Err(_) => format!("@{}us", self.0),
+        }
+    }
+
+    pub fn saturating_add_micros(self, us: i64) -> Self {
+        Timestamp(self.0.saturating_add(us))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// A half-open time range: `from` inclusive, `to` exclusive; `None` is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeRange {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl TimeRange {
+    pub const ALL: TimeRange = TimeRange {
+        from: None,
+        to: None,
+    };
+
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t < e)
+    }
+
+    /// True when `[min, max]` (both inclusive) shares an instant with the range.
+    pub fn overlaps(&self, min: Timestamp, max: Timestamp) -> bool {
+        self.from.is_none_or(|f| max >= f) && self.to.is_none_or(|e| min < e)
+    }
+}
+
+/// Order of results by `(occurred_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip_keeps_micros_and_sorts_as_text() {
+        let t = Timestamp::parse_rfc3339("2021-08-05T12:00:00.123456789+02:00");
+        assert_eq!(
+            t.map(Timestamp::to_rfc3339).as_deref(),
+            Some("2021-08-05T10:00:00.123456Z")
+        );
+        let a = Timestamp(1).to_rfc3339();
+        let b = Timestamp(1_000_000).to_rfc3339();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn segment_file_names_round_trip() {
+        let id = SegmentId(0xabc);
+        assert_eq!(SegmentId::from_file_name(&id.file_name()), Some(id));
+        assert_eq!(SegmentId::from_file_name("x.seg"), None);
+    }
+}
