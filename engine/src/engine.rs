@@ -144,6 +144,33 @@ impl Snapshot {
         self
     }
 
+    /// Every event in storage order (segment by segment, in append order).
+    /// A damaged block yields an error and the scan goes on after it.
+    pub fn events(&self) -> impl Iterator<Item = Result<StoredEvent>> + '_ {
+        self.segments.iter().flat_map(|seg| {
+            let visible = seg.event_count();
+            seg.blocks().into_iter().flat_map(move |meta| {
+                let events: Vec<Result<StoredEvent>> = match seg.read_block(&meta) {
+                    Ok(block) => meta
+                        .ordinals()
+                        .filter(|o| *o < visible)
+                        .filter_map(|o| block.event(o))
+                        .map(Ok)
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                events
+            })
+        })
+    }
+
+    pub fn event_count(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| u64::from(s.event_count()))
+            .sum()
+    }
+
     pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>> {
         for seg in self.segments.iter().rev() {
             if let Some(ordinal) = seg.find_id(id) {
@@ -279,7 +306,8 @@ impl Engine {
                     }
                 }
                 Err(OpenFailure::NotSealed) if Some(id) == last => {
-                    match recover_head(fs.as_ref(), path.clone(), &data.store_id) {
+                    match recover_head(fs.as_ref(), path.clone(), &data.store_id, &data.quarantine)
+                    {
                         Ok((writer, rec)) => {
                             report.head_events = rec.events;
                             report.head_cut_bytes = rec.cut_bytes;

@@ -23,10 +23,14 @@ pub struct HeadRecovery {
 /// Reopens `path` as the head segment. An `Err` means the file cannot be
 /// trusted as a head (bad header, foreign store, or checksummed blocks that
 /// do not hold valid events) and must be set aside.
+/// A cut tail is first copied to `quarantine` (named after the segment and
+/// the offset it was cut at): a torn write is the usual cause, but damage in
+/// the middle of the file would otherwise take valid events with it.
 pub fn recover_head(
     fs: &dyn FileSystem,
     path: PathBuf,
     store_id: &[u8; 16],
+    quarantine: &Path,
 ) -> Result<(HeadWriter, HeadRecovery)> {
     let bytes = fs.read_all(&path).map_err(|e| Error::io(&path, e))?;
     let file: &[u8] = (*bytes).as_ref();
@@ -73,6 +77,21 @@ pub fn recover_head(
         }
     }
     let cut_bytes = file.len() as u64 - state.end_offset;
+    if cut_bytes > 0 {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("segment");
+        let keep = quarantine.join(format!("{name}.tail-at-{}", state.end_offset));
+        let tail = file.get(state.end_offset as usize..).unwrap_or_default();
+        let saved = fs.create_new(&keep).and_then(|mut f| {
+            f.append(tail)?;
+            f.sync_data()
+        });
+        saved
+            .and_then(|()| fs.sync_dir(quarantine))
+            .map_err(|e| Error::io(&keep, e))?;
+    }
     drop(bytes);
 
     let mut out = fs.open_append(&path).map_err(|e| Error::io(&path, e))?;
