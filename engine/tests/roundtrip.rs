@@ -61,7 +61,7 @@ fn to_json(e: &TestEvent) -> String {
     let mut v = serde_json::json!({
         "occurred_at": format!("2026-01-{:02}T{:02}:{:02}:00.123Z", 1 + e.minute / 1440, (e.minute / 60) % 24, e.minute % 60),
         "action_name": format!("items.a{}", e.action),
-        "actor": {"type": if e.actor % 2 == 0 { "user" } else { "account" }, "id": format!("{}", e.actor)},
+        "actor": {"type": if e.actor.is_multiple_of(2) { "user" } else { "account" }, "id": format!("{}", e.actor)},
         "request": {"payload": {"text": e.payload}},
     });
     if let Some(i) = e.id {
