@@ -1,1 +1,61 @@
+//! Shared pieces of the benchmarks and load tools: the generated data set,
+//! the NDJSON-to-durable ingest path (the same work the server does per
+//! request), and measurements of disk use and memory.
 
+use std::path::Path;
+
+use auditlog_engine::testing::gen::{EventGenerator, GenConfig};
+use auditlog_engine::{Engine, Timestamp};
+
+/// `count` NDJSON batches of `size` generated events each (deterministic).
+pub fn ndjson_batches(seed: u64, count: usize, size: usize) -> Vec<Vec<u8>> {
+    let mut gen = EventGenerator::new(GenConfig {
+        seed,
+        ..GenConfig::default()
+    });
+    (0..count).map(|_| gen.ndjson_batch(size)).collect()
+}
+
+/// What the server does with one NDJSON request body: split lines,
+/// validate each event, append the batch durably. Returns events stored.
+pub fn ingest_ndjson(engine: &Engine, body: &[u8]) -> anyhow::Result<usize> {
+    let now = Timestamp::now();
+    let limits = &engine.config().limits;
+    let mut events = Vec::with_capacity(1024);
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        events.push(auditlog_engine::event::prepare_event(line, now, limits)?);
+    }
+    Ok(engine.append(events)?.len())
+}
+
+/// Total size of the files under `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Resident set size of this process, from /proc (Linux), in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The value at quantile `q` (0..=1) of sorted `v`.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}

@@ -1,1 +1,319 @@
-fn main() {}
+//! The `auditlog` command: run the server, or work on a data directory.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use auditlog_engine::query::exec::MAX_LIMIT;
+use auditlog_engine::{Engine, Order, Timestamp};
+use auditlog_server::api::events::{parse_filter_param, parse_range};
+use auditlog_server::api::{retention_loop, router, AppState};
+use auditlog_server::config::{parse_sync, ServeConfig};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "auditlog", version, about = "An audit-log store and server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (data in ./data, listening on 127.0.0.1:7600).
+    Serve {
+        /// TOML config file; flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Drop segments whose newest event is older than this many days.
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// batch (default: fsync before every acknowledgement), none, or interval:<ms>.
+        #[arg(long)]
+        sync: Option<String>,
+    },
+    /// Append NDJSON events from a file (or - for stdin) into a data directory.
+    Ingest {
+        file: PathBuf,
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        /// Events per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Print events matching a filter, newest first.
+    Query {
+        /// e.g. "actor.type = 'user' AND action_name = 'items.update'"
+        filter: Option<String>,
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        oldest_first: bool,
+        /// Print the count of matching events instead of the events.
+        #[arg(long)]
+        count: bool,
+    },
+    /// Check every checksum in a data directory; exit 1 on damage.
+    Verify {
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+    },
+    /// Drop segments whose newest event is older than N days.
+    Retention {
+        #[arg(long)]
+        older_than_days: u32,
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+    },
+    /// Print counts and sizes of a data directory.
+    Stats {
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            data,
+            listen,
+            retention_days,
+            sync,
+        } => {
+            let mut cfg = ServeConfig::default();
+            if let Some(path) = config {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                cfg.apply_file(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+            if let Some(v) = data {
+                cfg.data = v;
+            }
+            if let Some(v) = listen {
+                cfg.listen = v;
+            }
+            if let Some(v) = retention_days {
+                cfg.retention_days = v;
+            }
+            if let Some(v) = sync {
+                cfg.sync = parse_sync(&v).map_err(anyhow::Error::msg)?;
+            }
+            serve(cfg)
+        }
+        Command::Ingest { file, data, batch } => ingest(file, data, batch.max(1)),
+        Command::Query {
+            filter,
+            data,
+            from,
+            to,
+            limit,
+            oldest_first,
+            count,
+        } => {
+            let engine = open(&data)?;
+            let filter = parse_filter_param(&filter).map_err(|e| anyhow::anyhow!(e.message))?;
+            let range = parse_range(&from, &to).map_err(|e| anyhow::anyhow!(e.message))?;
+            let snap = engine.snapshot();
+            if count {
+                println!("{}", snap.count(filter.as_ref(), range)?);
+                return Ok(());
+            }
+            let query = auditlog_engine::query::Query {
+                filter,
+                range,
+                order: if oldest_first {
+                    Order::OldestFirst
+                } else {
+                    Order::NewestFirst
+                },
+                limit: limit.clamp(1, MAX_LIMIT),
+                cursor: None,
+            };
+            let mut out = std::io::stdout().lock();
+            for e in snap.query(&query)?.events {
+                out.write_all(&e.json)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        Command::Verify { data } => {
+            let (engine, report) = Engine::open(&data, Default::default())?;
+            for (path, why) in &report.quarantined {
+                println!("QUARANTINED {}: {why}", path.display());
+            }
+            let damage = engine.verify();
+            for d in &damage {
+                println!("DAMAGED {d}");
+            }
+            let stats = engine.stats();
+            if damage.is_empty() && report.quarantined.is_empty() {
+                println!("OK: {} segments, {} events", stats.segments, stats.events);
+                Ok(())
+            } else {
+                println!(
+                    "{} problem(s) found",
+                    damage.len() + report.quarantined.len()
+                );
+                std::process::exit(1)
+            }
+        }
+        Command::Retention {
+            older_than_days,
+            data,
+        } => {
+            let engine = open(&data)?;
+            let cutoff = Timestamp(
+                Timestamp::now()
+                    .as_micros()
+                    .saturating_sub(i64::from(older_than_days) * 86_400_000_000),
+            );
+            let r = engine.drop_before(cutoff)?;
+            println!(
+                "dropped {} segments, {} events, {} bytes",
+                r.segments, r.events, r.bytes
+            );
+            Ok(())
+        }
+        Command::Stats { data } => {
+            let engine = open(&data)?;
+            let s = engine.stats();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "segments": s.segments, "events": s.events, "disk_bytes": s.disk_bytes,
+                    "raw_bytes": s.raw_bytes, "head_events": s.head_events,
+                })
+            );
+            Ok(())
+        }
+    }
+}
+
+fn open(data: &PathBuf) -> Result<Engine> {
+    let (engine, report) = Engine::open(data, Default::default())
+        .with_context(|| format!("opening {}", data.display()))?;
+    for (path, why) in report.quarantined {
+        tracing::warn!(file = %path.display(), reason = %why, "set aside");
+    }
+    Ok(engine)
+}
+
+fn ingest(file: PathBuf, data: PathBuf, batch: usize) -> Result<()> {
+    let engine = open(&data)?;
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+        ))
+    };
+    let started = std::time::Instant::now();
+    let mut lines: Vec<String> = Vec::with_capacity(batch);
+    let mut total = 0u64;
+    let mut line_no = 0u64;
+    let flush = |lines: &mut Vec<String>, first_line: u64, total: &mut u64| -> Result<()> {
+        match engine.append_json(lines) {
+            Ok(out) => *total += out.len() as u64,
+            Err(auditlog_engine::Error::InvalidEventInBatch { index, source }) => {
+                bail!("line {}: {source}", first_line + index as u64)
+            }
+            Err(e) => return Err(e.into()),
+        }
+        lines.clear();
+        eprint!(
+            "\r{total} events, {:.0} events/s",
+            *total as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        );
+        Ok(())
+    };
+    let mut first_line = 1;
+    for line in reader.lines() {
+        let line = line?;
+        line_no += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if lines.is_empty() {
+            first_line = line_no;
+        }
+        lines.push(line);
+        if lines.len() >= batch {
+            flush(&mut lines, first_line, &mut total)?;
+        }
+    }
+    if !lines.is_empty() {
+        flush(&mut lines, first_line, &mut total)?;
+    }
+    eprintln!();
+    println!("ingested {total} events");
+    Ok(())
+}
+
+fn serve(cfg: ServeConfig) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (engine, report) = Engine::open(&cfg.data, cfg.engine_config())
+            .with_context(|| format!("opening data directory {}", cfg.data.display()))?;
+        for (path, why) in &report.quarantined {
+            tracing::warn!(file = %path.display(), reason = %why, "set aside at startup");
+        }
+        tracing::info!(data = %cfg.data.display(), segments = report.sealed_segments, head_events = report.head_events, "store open");
+        if !cfg.listen.ip().is_loopback() {
+            bail!("no access tokens are configured: refusing to listen on {} beyond loopback", cfg.listen);
+        }
+        tracing::warn!("no access tokens configured: the API is open to anyone who can reach {}", cfg.listen);
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        tracing::info!(addr = %cfg.listen, "auditlog listening");
+        tokio::spawn(retention_loop(engine.clone(), cfg.retention_days));
+        let state = AppState { engine: engine.clone(), cfg: Arc::new(cfg) };
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("shutting down");
+        let closing = engine.clone();
+        tokio::task::spawn_blocking(move || closing.close()).await??;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

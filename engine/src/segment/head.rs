@@ -81,19 +81,20 @@ impl HeadState {
         self.raw_bytes += json_len as u64;
     }
 
-    /// Ordinals `0..n` sorted by `(occurred_at, id)`.
+    /// Ordinals `from..to` sorted by `(occurred_at, ordinal)`: time order,
+    /// ties in arrival order.
     fn sorted_ordinals(&self, from: u32, to: u32) -> Vec<u32> {
         let mut v: Vec<u32> = (from..to).collect();
-        v.sort_unstable_by_key(|&o| self.key(o));
+        v.sort_by_key(|&o| self.ts(o));
         v
     }
 
-    pub fn key(&self, ordinal: u32) -> (Timestamp, EventId) {
-        let i = ordinal as usize;
-        (
-            self.ts.get(i).copied().unwrap_or_default(),
-            self.ids.get(i).copied().unwrap_or(EventId::from_u128(0)),
-        )
+    pub fn ts(&self, ordinal: u32) -> Timestamp {
+        self.ts.get(ordinal as usize).copied().unwrap_or_default()
+    }
+
+    pub fn key(&self, ordinal: u32) -> (Timestamp, u32) {
+        (self.ts(ordinal), ordinal)
     }
 }
 

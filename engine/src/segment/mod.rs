@@ -162,6 +162,20 @@ impl SegmentView {
         }
     }
 
+    /// The segment's events in key order `(occurred_at, ordinal)`.
+    pub fn order(&self) -> SegmentOrder {
+        match self {
+            SegmentView::Sealed { seg, events } => SegmentOrder::Sealed {
+                seg: seg.clone(),
+                events: *events,
+            },
+            SegmentView::Head { seg, events, .. } => SegmentOrder::Head {
+                order: seg.key_order(*events),
+                seg: seg.clone(),
+            },
+        }
+    }
+
     /// Reads one event by ordinal.
     pub fn event(&self, ordinal: u32) -> Result<Option<StoredEvent>> {
         let blocks = self.blocks();
@@ -173,5 +187,106 @@ impl SegmentView {
             return Ok(None);
         }
         Ok(self.read_block(meta)?.event(ordinal))
+    }
+}
+
+/// Access to a segment's key order, frozen for one reader. Lookups into the
+/// head take its state lock only for the duration of one call, so a long
+/// scan never holds the writer up.
+pub enum SegmentOrder {
+    Sealed {
+        seg: Arc<SealedSegment>,
+        events: u32,
+    },
+    Head {
+        seg: Arc<HeadSegment>,
+        order: Arc<Vec<u32>>,
+    },
+}
+
+impl SegmentOrder {
+    /// Number of positions (for a truncated sealed view, positions may hold
+    /// ordinals beyond the view; [`SegmentOrder::keys`] skips them).
+    pub fn len(&self) -> u32 {
+        match self {
+            SegmentOrder::Sealed { seg, .. } => seg.event_count(),
+            SegmentOrder::Head { order, .. } => order.len() as u32,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn visible(&self) -> u32 {
+        match self {
+            SegmentOrder::Sealed { events, .. } => *events,
+            SegmentOrder::Head { order, .. } => order.len() as u32,
+        }
+    }
+
+    /// The first position whose event is at or after `t`.
+    pub fn lower_bound(&self, t: Timestamp) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.len());
+        match self {
+            SegmentOrder::Sealed { seg, .. } => {
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if seg.ts(seg.order_at(mid)) < t {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+            }
+            SegmentOrder::Head { seg, order } => {
+                let st = seg.state();
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    let o = order.get(mid as usize).copied().unwrap_or_default();
+                    if st.ts(o) < t {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+            }
+        }
+        lo
+    }
+
+    /// Appends `(occurred_at, ordinal)` for the positions in `range`.
+    pub fn keys(&self, range: std::ops::Range<u32>, out: &mut Vec<(Timestamp, u32)>) {
+        let visible = self.visible();
+        match self {
+            SegmentOrder::Sealed { seg, .. } => {
+                for pos in range {
+                    let o = seg.order_at(pos);
+                    if o < visible {
+                        out.push((seg.ts(o), o));
+                    }
+                }
+            }
+            SegmentOrder::Head { seg, order } => {
+                let st = seg.state();
+                for &o in order
+                    .get(range.start as usize..range.end as usize)
+                    .unwrap_or_default()
+                {
+                    out.push((st.ts(o), o));
+                }
+            }
+        }
+    }
+
+    /// `occurred_at` of each ordinal.
+    pub fn times(&self, ordinals: impl Iterator<Item = u32>, out: &mut Vec<(Timestamp, u32)>) {
+        match self {
+            SegmentOrder::Sealed { seg, .. } => out.extend(ordinals.map(|o| (seg.ts(o), o))),
+            SegmentOrder::Head { seg, .. } => {
+                let st = seg.state();
+                out.extend(ordinals.map(|o| (st.ts(o), o)));
+            }
+        }
     }
 }

@@ -140,7 +140,7 @@ impl SealedSegment {
                 "column sections have the wrong length",
             ));
         }
-        // The order must be a permutation sorted by (time, id), and the id
+        // The order must be a permutation sorted by (time, ordinal), and the id
         // index must point inside the segment: checked once here so that
         // every later lookup can trust them.
         let mut seen = RoaringBitmap::new();

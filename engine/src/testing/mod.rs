@@ -2,5 +2,6 @@
 //! lose power, tear writes, fail syncs and fill up. Never used on real
 //! data paths.
 
+pub mod gen;
 mod simfs;
 pub use simfs::{Fault, SimFs};

@@ -1,0 +1,136 @@
+//! `auditlog-load`: sustained-load measurements of the engine in process.
+//!
+//! `append`: N threads append pre-generated NDJSON batches (parse,
+//! validate, compress, write, sync — the whole path from request bytes to
+//! durable storage) and report events/s, MB/s of NDJSON, bytes on disk per
+//! NDJSON byte, and resident memory.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use auditlog_benches::{dir_bytes, ingest_ndjson, ndjson_batches, rss_bytes};
+use auditlog_engine::{Engine, EngineConfig, SyncPolicy};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Append generated events as fast as possible.
+    Append {
+        /// Total events to append.
+        #[arg(long, default_value_t = 2_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// batch | none | interval:<ms>
+        #[arg(long, default_value = "batch")]
+        sync: String,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        level: i32,
+        #[arg(long, default_value_t = 32 * 1024)]
+        block_bytes: usize,
+        /// Distinct batches generated up front and reused in turn.
+        #[arg(long, default_value_t = 400)]
+        pool: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Append {
+            events,
+            batch,
+            threads,
+            sync,
+            dir,
+            level,
+            block_bytes,
+            pool,
+        } => {
+            let sync = match sync.as_str() {
+                "batch" => SyncPolicy::EveryBatch,
+                "none" => SyncPolicy::Never,
+                s => SyncPolicy::Interval(Duration::from_millis(
+                    s.strip_prefix("interval:")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(10),
+                )),
+            };
+            let tmp = tempfile::tempdir()?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            let total_batches = events.div_ceil(batch);
+            eprintln!(
+                "generating {} batches of {batch}...",
+                pool.min(total_batches)
+            );
+            let data = Arc::new(ndjson_batches(1, pool.min(total_batches), batch));
+            let cfg = EngineConfig {
+                sync,
+                compression_level: level,
+                block_bytes,
+                ..EngineConfig::default()
+            };
+            let (engine, _) = Engine::open(&dir, cfg)?;
+            let next = Arc::new(AtomicUsize::new(0));
+            let ndjson_bytes = Arc::new(AtomicUsize::new(0));
+            let started = Instant::now();
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (engine, data, next, ndjson_bytes) = (
+                        engine.clone(),
+                        data.clone(),
+                        next.clone(),
+                        ndjson_bytes.clone(),
+                    );
+                    std::thread::spawn(move || -> Result<usize> {
+                        let mut stored = 0;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= total_batches {
+                                return Ok(stored);
+                            }
+                            let body = &data[i % data.len()];
+                            ndjson_bytes.fetch_add(body.len(), Ordering::Relaxed);
+                            stored += ingest_ndjson(&engine, body)?;
+                        }
+                    })
+                })
+                .collect();
+            let mut stored = 0;
+            for w in workers {
+                stored += w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            engine.seal()?;
+            let raw = ndjson_bytes.load(Ordering::Relaxed) as f64;
+            let disk = dir_bytes(&dir) as f64;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "events": stored,
+                    "seconds": secs,
+                    "events_per_s": stored as f64 / secs,
+                    "ndjson_mb_per_s": raw / secs / 1e6,
+                    "disk_bytes": disk,
+                    "ndjson_bytes": raw,
+                    "disk_per_ndjson_byte": disk / raw,
+                    "rss_mib": rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
+                    "batch": batch, "threads": threads, "level": level, "block_bytes": block_bytes,
+                })
+            );
+            Ok(())
+        }
+    }
+}

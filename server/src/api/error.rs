@@ -1,0 +1,92 @@
+//! One error shape for every response: `{"error": {"code", "message", ...}}`,
+//! with the right status. A client mistake is always a 4xx.
+
+use auditlog_engine::Error as EngineError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra machine-readable detail (a filter column, failing lines).
+    pub detail: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let (Some(obj), Some(Value::Object(extra))) = (body.as_object_mut(), self.detail) {
+            obj.extend(extra);
+        }
+        (self.status, Json(json!({ "error": body }))).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match &e {
+            EngineError::InvalidEvent(inner) => {
+                ApiError::bad_request("invalid_event", e.to_string())
+                    .with_detail(json!({"field": inner.field()}))
+            }
+            EngineError::InvalidEventInBatch { index, source } => {
+                ApiError::bad_request("invalid_event", e.to_string())
+                    .with_detail(json!({"line": index + 1, "field": source.field()}))
+            }
+            EngineError::BatchTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                e.to_string(),
+            ),
+            EngineError::BadFilter(f) => ApiError::bad_request("bad_filter", e.to_string())
+                .with_detail(json!({"column": f.column})),
+            EngineError::BadCursor(_) => ApiError::bad_request("bad_cursor", e.to_string()),
+            EngineError::BadQuery(_) => ApiError::bad_request("bad_query", e.to_string()),
+            EngineError::StorageFull(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the disk is full; the events were not stored",
+            ),
+            EngineError::Corrupt { .. } => {
+                tracing::error!(error = %e, "damaged data met while serving");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "damaged_data",
+                    e.to_string(),
+                )
+            }
+            _ => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    format!("storage error, nothing was acknowledged: {e}"),
+                )
+            }
+        }
+    }
+}

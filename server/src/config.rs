@@ -1,0 +1,115 @@
+//! Server configuration: defaults, then the TOML file, then flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use auditlog_engine::{EngineConfig, SyncPolicy};
+use serde::Deserialize;
+
+/// What `auditlog serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub retention_days: u32,
+    pub sync: SyncPolicy,
+    /// Largest request body (an NDJSON batch), bytes.
+    pub max_body_bytes: usize,
+    pub max_event_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            data: PathBuf::from("./data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            retention_days: 180,
+            sync: SyncPolicy::EveryBatch,
+            max_body_bytes: 64 << 20,
+            max_event_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ServeConfig {
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut cfg = EngineConfig {
+            sync: self.sync,
+            ..EngineConfig::default()
+        };
+        cfg.limits.max_event_bytes = self.max_event_bytes;
+        cfg
+    }
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub retention_days: Option<u32>,
+    pub sync: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub max_event_bytes: Option<usize>,
+}
+
+/// Parses a sync policy: `batch` (default), `none`, or `interval:<ms>`.
+pub fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
+    match s {
+        "batch" | "every-batch" => Ok(SyncPolicy::EveryBatch),
+        "none" | "never" => Ok(SyncPolicy::Never),
+        other => match other
+            .strip_prefix("interval:")
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            Some(ms) if ms > 0 => Ok(SyncPolicy::Interval(Duration::from_millis(ms))),
+            _ => Err(format!(
+                "unknown sync policy {other:?}: use batch, none or interval:<milliseconds>"
+            )),
+        },
+    }
+}
+
+impl ServeConfig {
+    /// Applies a TOML file's settings over the defaults.
+    pub fn apply_file(&mut self, text: &str) -> Result<(), String> {
+        let f: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(v) = f.data {
+            self.data = v;
+        }
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.retention_days {
+            self.retention_days = v;
+        }
+        if let Some(v) = f.sync {
+            self.sync = parse_sync(&v)?;
+        }
+        if let Some(v) = f.max_body_bytes {
+            self.max_body_bytes = v;
+        }
+        if let Some(v) = f.max_event_bytes {
+            self.max_event_bytes = v;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let mut c = ServeConfig::default();
+        c.apply_file("listen = \"0.0.0.0:9000\"\nsync = \"interval:50\"\n")
+            .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.sync, SyncPolicy::Interval(Duration::from_millis(50)));
+        assert!(c.apply_file("lisen = 1").is_err());
+        assert!(parse_sync("sometimes").is_err());
+    }
+}
