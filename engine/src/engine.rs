@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::event::{prepare_event, EventLimits, PreparedEvent, StoredEvent};
 use crate::io::{FileSystem, StdFs};
 use crate::segment::block::{encode_blocks, EncodedBlock};
+use crate::segment::dict::{DictStore, Dictionary};
 use crate::segment::head::{new_header, HeadWriter};
 use crate::segment::recover::recover_head;
 use crate::segment::sealed::{OpenFailure, SealedSegment};
@@ -59,6 +60,14 @@ pub struct EngineConfig {
     pub limits: EventLimits,
     /// Largest batch one append may carry.
     pub max_batch_events: usize,
+    /// Train zstd dictionaries on the store's own events (see
+    /// docs/FORMAT.md). Without one, blocks are compressed alone.
+    pub dictionary: bool,
+    /// While the store has no dictionary, the head is sealed at this many
+    /// events so that one can be trained early.
+    pub dict_bootstrap_events: u32,
+    /// Train a fresh dictionary after this many seals, to follow the data.
+    pub dict_retrain_segments: u32,
 }
 
 impl Default for EngineConfig {
@@ -68,10 +77,13 @@ impl Default for EngineConfig {
             window_micros: 24 * 3600 * 1_000_000,
             max_segment_events: 1_000_000,
             max_segment_raw_bytes: 1 << 30,
-            block_bytes: 32 << 10,
+            block_bytes: 16 << 10,
             compression_level: 3,
             limits: EventLimits::default(),
             max_batch_events: 100_000,
+            dictionary: true,
+            dict_bootstrap_events: 20_000,
+            dict_retrain_segments: 64,
         }
     }
 }
@@ -173,11 +185,20 @@ impl Snapshot {
 
     pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>> {
         for seg in self.segments.iter().rev() {
-            if let Some(ordinal) = seg.find_id(id) {
+            if let Some(ordinal) = seg.find_id(id)? {
                 return seg.event(ordinal);
             }
         }
         Ok(None)
+    }
+
+    pub fn contains(&self, id: EventId) -> Result<bool> {
+        for seg in self.segments.iter().rev() {
+            if seg.find_id(id)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -190,6 +211,9 @@ struct Writer {
     head: Option<HeadWriter>,
     next_segment: u64,
     last_sync: Instant,
+    dicts: DictStore,
+    /// Seals since the newest dictionary was trained.
+    seals_since_training: u32,
 }
 
 struct Queue {
@@ -203,6 +227,8 @@ struct Queue {
 struct PreparedBatch {
     events: Vec<PreparedEvent>,
     blocks: Vec<EncodedBlock>,
+    /// Dictionary the blocks were compressed with (0: none).
+    dict_id: u32,
 }
 
 struct Inner {
@@ -211,6 +237,8 @@ struct Inner {
     dir: DataDir,
     state: RwLock<State>,
     writer: Mutex<Writer>,
+    /// The dictionary new heads use; appenders compress with it.
+    current_dict: RwLock<Option<Dictionary>>,
     queue: Mutex<Queue>,
     queue_cv: Condvar,
     _lock: Box<dyn Send + Sync>,
@@ -249,6 +277,11 @@ impl Engine {
         })?;
         let data = DataDir::open(fs.as_ref(), dir)?;
         let mut report = OpenReport::default();
+        let (dicts, damaged_dicts) = DictStore::open(fs.as_ref(), &data.root.join("dicts"))?;
+        for (path, why) in damaged_dicts {
+            let to = data.quarantine(fs.as_ref(), &path)?;
+            report.quarantined.push((to, why));
+        }
         let names = fs
             .list_dir(&data.segments)
             .map_err(|e| Error::io(&data.segments, e))?;
@@ -306,8 +339,13 @@ impl Engine {
                     }
                 }
                 Err(OpenFailure::NotSealed) if Some(id) == last => {
-                    match recover_head(fs.as_ref(), path.clone(), &data.store_id, &data.quarantine)
-                    {
+                    match recover_head(
+                        fs.as_ref(),
+                        path.clone(),
+                        &data.store_id,
+                        &data.quarantine,
+                        &dicts,
+                    ) {
                         Ok((writer, rec)) => {
                             report.head_events = rec.events;
                             report.head_cut_bytes = rec.cut_bytes;
@@ -341,6 +379,12 @@ impl Engine {
             sealed: Arc::new(sealed),
             head: head.as_ref().map(|w: &HeadWriter| w.head.clone()),
         };
+        // New heads use the newest dictionary; a head being continued keeps
+        // its own, so appenders start with that one.
+        let current = match &head {
+            Some(h) => h.head.dict.clone(),
+            None => dicts.newest().cloned(),
+        };
         let inner = Arc::new(Inner {
             fs,
             cfg,
@@ -350,7 +394,10 @@ impl Engine {
                 head,
                 next_segment: max_id + 1,
                 last_sync: Instant::now(),
+                dicts,
+                seals_since_training: 0,
             }),
+            current_dict: RwLock::new(current),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 done: HashMap::new(),
@@ -421,46 +468,45 @@ impl Engine {
                 unique.push(e);
             }
         }
-        let mut batch = self.compress(unique)?;
-        // Duplicates of stored events: checked against the latest snapshot,
-        // then again under the commit lock for what landed in between.
+        // Duplicates of stored events: checked against the latest snapshot
+        // here, then again under the commit lock for what landed in between.
         let snapshot = self.snapshot();
-        let stored = self.drop_stored(&mut batch, &snapshot, &mut outcomes)?;
-        if stored {
-            batch = self.compress(batch.events)?;
-        }
-        if batch.events.is_empty() {
+        let unique = self.drop_stored(unique, &snapshot, &mut outcomes)?;
+        if unique.is_empty() {
             return Ok(outcomes);
         }
+        let dict = self.inner.current_dict.read().clone();
+        let batch = self.compress(unique, dict.as_ref())?;
         self.commit(batch, &mut outcomes)?;
         Ok(outcomes)
     }
 
-    fn compress(&self, events: Vec<PreparedEvent>) -> Result<PreparedBatch> {
-        let blocks = encode_blocks(
-            &events,
-            self.inner.cfg.block_bytes,
-            self.inner.cfg.compression_level,
-        )
-        .map_err(|e| Error::io(&self.inner.dir.segments, e))?;
-        Ok(PreparedBatch { events, blocks })
+    fn compress(
+        &self,
+        events: Vec<PreparedEvent>,
+        dict: Option<&Dictionary>,
+    ) -> Result<PreparedBatch> {
+        let cfg = &self.inner.cfg;
+        let blocks = encode_blocks(&events, cfg.block_bytes, cfg.compression_level, dict)
+            .map_err(|e| Error::io(&self.inner.dir.segments, e))?;
+        Ok(PreparedBatch {
+            events,
+            blocks,
+            dict_id: dict.map_or(0, |d| d.id),
+        })
     }
 
     /// Removes events whose client-given id is stored in `snapshot`,
-    /// marking them duplicates in `outcomes`. True if any was removed.
+    /// marking them duplicates in `outcomes`.
     fn drop_stored(
         &self,
-        batch: &mut PreparedBatch,
+        events: Vec<PreparedEvent>,
         snapshot: &Snapshot,
         outcomes: &mut [AppendOutcome],
-    ) -> Result<bool> {
-        let mut removed = false;
-        let mut kept = Vec::with_capacity(batch.events.len());
-        for e in batch.events.drain(..) {
-            let is_stored =
-                e.id_from_client && snapshot.segments.iter().any(|s| s.find_id(e.id).is_some());
-            if is_stored {
-                removed = true;
+    ) -> Result<Vec<PreparedEvent>> {
+        let mut kept = Vec::with_capacity(events.len());
+        for e in events {
+            if e.id_from_client && snapshot.contains(e.id)? {
                 for o in outcomes.iter_mut().filter(|o| o.id == e.id) {
                     o.duplicate = true;
                 }
@@ -468,8 +514,7 @@ impl Engine {
                 kept.push(e);
             }
         }
-        batch.events = kept;
-        Ok(removed)
+        Ok(kept)
     }
 
     /// Queues the batch for the next group commit and waits for it.
@@ -513,27 +558,46 @@ impl Engine {
         let snapshot = self.snapshot();
         let mut in_group: HashSet<EventId> = HashSet::new();
         let mut late: Vec<Vec<EventId>> = Vec::with_capacity(group.len());
-        for (_, batch) in group.iter_mut() {
+        for i in 0..group.len() {
+            let Some((_, batch)) = group.get_mut(i) else {
+                continue;
+            };
             let mut dups = Vec::new();
-            batch.events.retain(|e| {
+            let mut kept = Vec::with_capacity(batch.events.len());
+            let mut lookup_error = None;
+            for e in std::mem::take(&mut batch.events) {
                 let fresh = !e.id_from_client
                     || (in_group.insert(e.id)
-                        && !snapshot.segments.iter().any(|s| s.find_id(e.id).is_some()));
-                if !fresh {
+                        && match snapshot.contains(e.id) {
+                            Ok(found) => !found,
+                            Err(err) => {
+                                lookup_error = Some(err);
+                                false
+                            }
+                        });
+                if fresh {
+                    kept.push(e);
+                } else {
                     dups.push(e.id);
                 }
-                fresh
-            });
-            let changed = !dups.is_empty();
-            late.push(dups);
-            if changed {
-                match self.compress(std::mem::take(&mut batch.events)) {
+            }
+            if let Some(err) = lookup_error {
+                return fail_all(&group, &err);
+            }
+            if dups.is_empty() {
+                batch.events = kept;
+            } else {
+                // The blocks held the duplicates: compress the rest anew.
+                let dict_id = batch.dict_id;
+                let dict = w.dicts.by_id(dict_id).cloned();
+                match self.compress(kept, dict.as_ref()) {
                     Ok(b) => *batch = b,
                     Err(e) => return fail_all(&group, &e),
                 }
             }
+            late.push(dups);
         }
-        let result = self.write_group(&mut w, &group);
+        let result = self.write_group(&mut w, &mut group);
         match result {
             Ok(()) => group
                 .iter()
@@ -544,7 +608,7 @@ impl Engine {
         }
     }
 
-    fn write_group(&self, w: &mut Writer, group: &[(u64, PreparedBatch)]) -> Result<()> {
+    fn write_group(&self, w: &mut Writer, group: &mut [(u64, PreparedBatch)]) -> Result<()> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
         let events: u32 = group.iter().map(|(_, b)| b.events.len() as u32).sum();
@@ -562,24 +626,47 @@ impl Engine {
                 let st = head.head.state();
                 (st.event_count(), st.raw_bytes)
             };
-            let full = count.saturating_add(events) > cfg.max_segment_events
-                || raw >= cfg.max_segment_raw_bytes;
+            let bootstrapping =
+                cfg.dictionary && head.head.dict.is_none() && w.dicts.newest().is_none();
+            let cap = if bootstrapping {
+                cfg.max_segment_events.min(cfg.dict_bootstrap_events.max(1))
+            } else {
+                cfg.max_segment_events
+            };
+            let full = count.saturating_add(events) > cap || raw >= cfg.max_segment_raw_bytes;
             let newer_window = window > head.head.header.window_start;
             if count > 0 && (full || newer_window) {
                 self.seal_head(w)?;
             }
         }
         if w.head.is_none() {
+            let dict = if cfg.dictionary {
+                w.dicts.newest().cloned()
+            } else {
+                None
+            };
             let header = new_header(
                 inner.dir.store_id,
                 SegmentId(w.next_segment),
                 Timestamp::now(),
                 window,
+                dict.as_ref(),
             );
-            let writer = HeadWriter::create(inner.fs.as_ref(), &inner.dir.segments, header)?;
+            let writer =
+                HeadWriter::create(inner.fs.as_ref(), &inner.dir.segments, header, dict.clone())?;
             w.next_segment += 1;
             inner.state.write().head = Some(writer.head.clone());
+            *inner.current_dict.write() = dict;
             w.head = Some(writer);
+        }
+        // Batches compressed before a dictionary change are redone (rare:
+        // only around the seal that switched dictionaries).
+        let head_dict = w.head.as_ref().and_then(|h| h.head.dict.clone());
+        let head_dict_id = head_dict.as_ref().map_or(0, |d| d.id);
+        for (_, batch) in group.iter_mut() {
+            if batch.dict_id != head_dict_id {
+                *batch = self.compress(std::mem::take(&mut batch.events), head_dict.as_ref())?;
+            }
         }
         let sync = match cfg.sync {
             SyncPolicy::EveryBatch => true,
@@ -609,24 +696,84 @@ impl Engine {
         if head.event_count() == 0 {
             return Ok(());
         }
+        let started = Instant::now();
         head.seal(Timestamp::now())?;
         let path = head.head.path.clone();
+        // Read back what was just written, as any reader would, before
+        // trusting it; if that fails the footer is cut off again and the
+        // head goes on unsealed.
         let sealed = match SealedSegment::open(inner.fs.as_ref(), path.clone(), &inner.dir.store_id)
         {
             Ok(s) => s,
-            Err(OpenFailure::NotSealed) => {
-                return Err(Error::corrupt(&path, 0, "sealed segment has no footer"))
+            Err(failure) => {
+                head.unseal()?;
+                return Err(match failure {
+                    OpenFailure::NotSealed => {
+                        Error::corrupt(&path, 0, "sealed segment has no footer")
+                    }
+                    OpenFailure::Damaged(e) => e,
+                });
             }
-            Err(OpenFailure::Damaged(e)) => return Err(e),
         };
         let _ = inner.fs.sync_dir(&inner.dir.segments);
-        let mut state = inner.state.write();
-        let mut list = (*state.sealed).clone();
-        list.push(Arc::new(sealed));
-        state.sealed = Arc::new(list);
-        state.head = None;
+        let sealed = Arc::new(sealed);
+        {
+            let mut state = inner.state.write();
+            let mut list = (*state.sealed).clone();
+            list.push(sealed.clone());
+            state.sealed = Arc::new(list);
+            state.head = None;
+        }
         w.head = None;
+        tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = started.elapsed().as_millis() as u64, "sealed segment");
+        w.seals_since_training += 1;
+        let due =
+            w.dicts.newest().is_none() || w.seals_since_training >= inner.cfg.dict_retrain_segments;
+        if inner.cfg.dictionary && due {
+            self.train_dictionary(w, &sealed);
+        }
         Ok(())
+    }
+
+    /// Trains a dictionary on a sample of `seg`'s events and makes it the
+    /// one new heads use. Failure only costs compression, never data: it is
+    /// logged and the store goes on with the dictionary it had.
+    fn train_dictionary(&self, w: &mut Writer, seg: &SealedSegment) {
+        const SAMPLE_BYTES: usize = 8 << 20;
+        let started = Instant::now();
+        let blocks = seg.blocks();
+        let step = (seg.facts.raw_bytes as usize / SAMPLE_BYTES).max(1);
+        let mut samples: Vec<Vec<u8>> = Vec::new();
+        for meta in blocks.iter().step_by(step) {
+            match seg.read_block(meta) {
+                Ok(block) => samples.extend(
+                    meta.ordinals()
+                        .filter_map(|o| block.json(o).map(<[u8]>::to_vec)),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dictionary training skipped a block");
+                }
+            }
+        }
+        let Some(dict) = Dictionary::train(&samples) else {
+            tracing::info!(
+                samples = samples.len(),
+                "too little data to train a dictionary yet"
+            );
+            return;
+        };
+        match w.dicts.add(self.inner.fs.as_ref(), dict.clone()) {
+            Ok(()) => {
+                w.seals_since_training = 0;
+                tracing::info!(
+                    id = dict.id,
+                    samples = samples.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "trained compression dictionary"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "could not store a new dictionary"),
+        }
     }
 
     /// Seals the head segment now (used by tests, shutdown and retention).

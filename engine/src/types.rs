@@ -85,6 +85,48 @@ impl Timestamp {
             .map(Timestamp)
     }
 
+    /// Parses exactly the canonical form written by [`Timestamp::to_rfc3339`]
+    /// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, 27 bytes), fast: it is read back from
+    /// every stored event when a block is decoded.
+    pub fn parse_canonical(s: &[u8]) -> Option<Self> {
+        if s.len() != 27 {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            s.get(r)?.iter().try_fold(0i64, |acc, &b| {
+                b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
+            })
+        };
+        let punct = [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ];
+        if punct.iter().any(|&(i, c)| s.get(i) != Some(&c)) {
+            return None;
+        }
+        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hh, mm, ss, us) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+            return None;
+        }
+        // Days from civil (H. Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(Timestamp(
+            ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + us,
+        ))
+    }
+
     /// Formats as `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so the text
     /// sorts in time order. Years outside 0000-9999 are not representable
     /// and were rejected at validation.
@@ -161,6 +203,36 @@ mod tests {
         let a = Timestamp(1).to_rfc3339();
         let b = Timestamp(1_000_000).to_rfc3339();
         assert!(a < b);
+    }
+
+    #[test]
+    fn canonical_parse_agrees_with_the_general_parser() {
+        for us in [
+            0i64,
+            1,
+            -1,
+            951_782_400_000_000,
+            1_767_225_600_123_456,
+            -62_167_219_200_000_000,
+            253_402_300_799_999_999,
+        ] {
+            let t = Timestamp(us);
+            let text = t.to_rfc3339();
+            assert_eq!(
+                Timestamp::parse_canonical(text.as_bytes()),
+                Some(t),
+                "{text}"
+            );
+            assert_eq!(Timestamp::parse_rfc3339(&text), Some(t), "{text}");
+        }
+        assert_eq!(
+            Timestamp::parse_canonical(b"2026-01-01T00:00:00.000000+"),
+            None
+        );
+        assert_eq!(
+            Timestamp::parse_canonical(b"2026-13-01T00:00:00.000000Z"),
+            None
+        );
     }
 
     #[test]

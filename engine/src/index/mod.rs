@@ -6,9 +6,8 @@
 //! lazily through [`StoredIndex`] straight from the memory map. This module
 //! knows nothing of files or segments beyond those bytes.
 
-use std::collections::HashMap;
-
 use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
 
 use crate::event::IndexKeys;
 use crate::segment::format::{u32_at, u64_at, SectionKind};
@@ -72,7 +71,7 @@ impl IndexedField {
 /// Indexes of the head segment, updated on every commit.
 #[derive(Debug, Default)]
 pub struct MemIndex {
-    maps: [HashMap<Box<str>, RoaringBitmap>; 4],
+    maps: [FxHashMap<Box<str>, RoaringBitmap>; 4],
 }
 
 impl MemIndex {
@@ -109,6 +108,8 @@ impl MemIndex {
     /// Encodes one field's index as a section (layout in docs/FORMAT.md):
     /// `key_count u32, keys_len u32, entries[key_count], keys, bitmaps`;
     /// entry = `key_off u32, key_len u32, bm_off u64, bm_len u32, card u32`.
+    /// A value held by one event only (most actor ids in a segment) stores
+    /// that event's ordinal in `bm_off`, with `bm_len` 0 and no bitmap.
     pub fn encode(&self, field: IndexedField) -> Vec<u8> {
         let mut entries: Vec<(&str, &RoaringBitmap)> = self.entries(field).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -119,13 +120,19 @@ impl MemIndex {
         dir.extend_from_slice(&(entries.len() as u32).to_le_bytes());
         dir.extend_from_slice(&(keys_len as u32).to_le_bytes());
         for (key, bitmap) in entries {
-            let bm_off = bitmaps.len() as u64;
-            // Writing into a Vec cannot fail.
-            let _ = bitmap.serialize_into(&mut bitmaps);
+            let (bm_off, bm_len) = match (bitmap.len(), bitmap.min()) {
+                (1, Some(only)) => (u64::from(only), 0),
+                _ => {
+                    let start = bitmaps.len() as u64;
+                    // Writing into a Vec cannot fail.
+                    let _ = bitmap.serialize_into(&mut bitmaps);
+                    (start, (bitmaps.len() as u64 - start) as u32)
+                }
+            };
             dir.extend_from_slice(&(keys.len() as u32).to_le_bytes());
             dir.extend_from_slice(&(key.len() as u32).to_le_bytes());
             dir.extend_from_slice(&bm_off.to_le_bytes());
-            dir.extend_from_slice(&((bitmaps.len() as u64 - bm_off) as u32).to_le_bytes());
+            dir.extend_from_slice(&bm_len.to_le_bytes());
             dir.extend_from_slice(&(bitmap.len() as u32).to_le_bytes());
             keys.extend_from_slice(key.as_bytes());
         }
@@ -136,6 +143,13 @@ impl MemIndex {
 }
 
 const ENTRY_LEN: usize = 24;
+
+/// Where one value's events are: inline for a single event, else a bitmap.
+#[derive(Debug, Clone, Copy)]
+enum Posting<'a> {
+    Single(u32),
+    Bitmap(&'a [u8]),
+}
 
 /// A field's index section, read in place. Construction checks the
 /// directory's shape; each bitmap is decoded only when looked up.
@@ -172,7 +186,7 @@ impl<'a> StoredIndex<'a> {
         self.count == 0
     }
 
-    fn entry(&self, i: usize) -> Option<(&'a str, &'a [u8], u32)> {
+    fn entry(&self, i: usize) -> Option<(&'a str, Posting<'a>, u32)> {
         let e = 8 + i * ENTRY_LEN;
         let key_off = u32_at(self.bytes, e)? as usize;
         let key_len = u32_at(self.bytes, e + 4)? as usize;
@@ -185,9 +199,13 @@ impl<'a> StoredIndex<'a> {
             return None;
         }
         let key = std::str::from_utf8(key_bytes).ok()?;
+        if bm_len == 0 {
+            let only = u32::try_from(bm_off).ok()?;
+            return (card == 1).then_some((key, Posting::Single(only), card));
+        }
         let bs = self.bitmaps_start.checked_add(bm_off)?;
         let bitmap = self.bytes.get(bs..bs.checked_add(bm_len)?)?;
-        Some((key, bitmap, card))
+        Some((key, Posting::Bitmap(bitmap), card))
     }
 
     /// The bitmap for `value`: `Ok(None)` when no event has it, `Err` when
@@ -201,9 +219,12 @@ impl<'a> StoredIndex<'a> {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
-                    return RoaringBitmap::deserialize_from(bitmap)
-                        .map(Some)
-                        .map_err(|_| "index bitmap does not decode");
+                    return match bitmap {
+                        Posting::Single(only) => Ok(Some(RoaringBitmap::from_iter([only]))),
+                        Posting::Bitmap(bytes) => RoaringBitmap::deserialize_from(bytes)
+                            .map(Some)
+                            .map_err(|_| "index bitmap does not decode"),
+                    };
                 }
             }
         }
@@ -241,9 +262,20 @@ mod tests {
         for i in 0..1000u32 {
             m.insert(i, &keys(&format!("a{}", i % 7), &format!("u{}", i % 13)));
         }
+        m.insert(1000, &keys("only-once", "u-once"));
+        let actors = m.encode(IndexedField::ActorId);
+        let a = StoredIndex::parse(&actors).unwrap();
+        assert_eq!(
+            a.lookup("u-once").unwrap(),
+            Some(RoaringBitmap::from_iter([1000u32]))
+        );
+        assert_eq!(
+            a.lookup("u3").unwrap().as_ref(),
+            m.get(IndexedField::ActorId, "u3")
+        );
         let bytes = m.encode(IndexedField::Action);
         let s = StoredIndex::parse(&bytes).unwrap();
-        assert_eq!(s.len(), 7);
+        assert_eq!(s.len(), 8);
         for a in 0..7 {
             let key = format!("a{a}");
             assert_eq!(
@@ -253,7 +285,7 @@ mod tests {
         }
         assert_eq!(s.lookup("zzz").unwrap(), None);
         let total: u32 = s.cardinalities().unwrap().iter().map(|(_, c)| c).sum();
-        assert_eq!(total, 1000);
+        assert_eq!(total, 1001);
     }
 
     #[test]

@@ -8,8 +8,11 @@
 use std::cell::RefCell;
 use std::path::Path;
 
+use zstd::zstd_safe::{CCtx, DCtx};
+
 use crate::error::{Error, Result};
 use crate::event::{PreparedEvent, StoredEvent};
+use crate::segment::dict::Dictionary;
 use crate::segment::format::{
     self, BlockHeader, BlockMeta, EventSlot, BLOCK_HEADER_LEN, CHAIN_NONE, CODEC_ZSTD,
 };
@@ -50,34 +53,65 @@ impl EncodedBlock {
 pub const MAX_RAW_BLOCK: u32 = 64 << 20;
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    // One zstd context per thread, reused for every block: creating one
+    // costs more than compressing a small block.
+    static CCTX: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+    static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
-fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
-        }
-        match slot.as_mut() {
-            Some((_, c)) => c.compress(raw),
-            None => zstd::bulk::compress(raw, level),
-        }
-    })
+fn zstd_error(code: usize) -> std::io::Error {
+    std::io::Error::other(zstd::zstd_safe::get_error_name(code))
 }
 
-fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
-    DECOMPRESSOR.with(|cell| {
+fn compress(raw: &[u8], level: i32, dict: Option<&Dictionary>) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+    let cdict = match dict {
+        Some(d) => Some(
+            d.cdict(level)
+                .ok_or_else(|| std::io::Error::other("zstd could not load the dictionary"))?,
+        ),
+        None => None,
+    };
+    CCTX.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new()?);
+            *slot = CCtx::try_create();
         }
-        match slot.as_mut() {
-            Some(d) => d.decompress(payload, raw_len),
-            None => zstd::bulk::decompress(payload, raw_len),
+        let cctx = slot
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("zstd context"))?;
+        match &cdict {
+            Some(c) => cctx.compress_using_cdict(&mut out, raw, c),
+            None => cctx.compress(&mut out, raw, level),
         }
-    })
+        .map_err(zstd_error)
+    })?;
+    Ok(out)
+}
+
+/// Decompresses one frame into at most `raw_len` bytes (a frame claiming
+/// more is an error, so damaged input cannot make it allocate more).
+fn decompress(
+    payload: &[u8],
+    raw_len: usize,
+    dict: Option<&Dictionary>,
+) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw_len);
+    DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = DCtx::try_create();
+        }
+        let dctx = slot
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("zstd context"))?;
+        match dict {
+            Some(d) => dctx.decompress_using_ddict(&mut out, payload, d.ddict()),
+            None => dctx.decompress(&mut out, payload),
+        }
+        .map_err(zstd_error)
+    })?;
+    Ok(out)
 }
 
 /// Cuts `events` into blocks of about `target_raw` uncompressed bytes.
@@ -85,15 +119,16 @@ pub fn encode_blocks(
     events: &[PreparedEvent],
     target_raw: usize,
     level: i32,
+    dict: Option<&Dictionary>,
 ) -> std::io::Result<Vec<EncodedBlock>> {
     let mut blocks = Vec::new();
     let mut raw = Vec::with_capacity(target_raw + 4096);
     let mut start = 0;
     for (i, e) in events.iter().enumerate() {
-        format::encode_event(&mut raw, e.occurred_at, e.id, &e.json);
+        format::encode_event(&mut raw, &e.json);
         if raw.len() >= target_raw || i + 1 == events.len() {
             let slice = events.get(start..=i).unwrap_or_default();
-            blocks.push(finish_block(&raw, slice, level)?);
+            blocks.push(finish_block(&raw, slice, level, dict)?);
             raw.clear();
             start = i + 1;
         }
@@ -101,8 +136,13 @@ pub fn encode_blocks(
     Ok(blocks)
 }
 
-fn finish_block(raw: &[u8], events: &[PreparedEvent], level: i32) -> std::io::Result<EncodedBlock> {
-    let compressed = compress(raw, level)?;
+fn finish_block(
+    raw: &[u8],
+    events: &[PreparedEvent],
+    level: i32,
+    dict: Option<&Dictionary>,
+) -> std::io::Result<EncodedBlock> {
+    let compressed = compress(raw, level, dict)?;
     let (min_ts, max_ts) = events
         .iter()
         .fold((Timestamp::MAX, Timestamp::MIN), |(lo, hi), e| {
@@ -164,7 +204,12 @@ impl DecodedBlock {
 /// Checks and decompresses one block. `bytes` starts at the block header
 /// and holds at least the header and payload; `meta` is what the directory
 /// says the block should be, and must agree with the header.
-pub fn decode_block(file: &Path, meta: &BlockMeta, bytes: &[u8]) -> Result<DecodedBlock> {
+pub fn decode_block(
+    file: &Path,
+    meta: &BlockMeta,
+    bytes: &[u8],
+    dict: Option<&Dictionary>,
+) -> Result<DecodedBlock> {
     let bad = |what: &str| Error::corrupt(file, meta.offset, what.to_string());
     let header = BlockHeader::decode(bytes).ok_or_else(|| bad("block header damaged"))?;
     if header.compressed_len != meta.compressed_len
@@ -183,7 +228,7 @@ pub fn decode_block(file: &Path, meta: &BlockMeta, bytes: &[u8]) -> Result<Decod
     if format::crc32(payload) != header.payload_crc {
         return Err(bad("block payload checksum mismatch"));
     }
-    let raw = decompress(payload, header.raw_len as usize)
+    let raw = decompress(payload, header.raw_len as usize, dict)
         .map_err(|e| bad(&format!("block does not decompress: {e}")))?;
     if raw.len() != header.raw_len as usize {
         return Err(bad("block decompressed to the wrong size"));

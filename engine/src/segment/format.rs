@@ -21,8 +21,19 @@ pub const HEADER_LEN: usize = 64;
 pub const BLOCK_HEADER_LEN: usize = 80;
 pub const FOOTER_LEN: usize = 32;
 pub const SECTION_ENTRY_LEN: usize = 24;
-/// Per-event prefix inside a decompressed block: occurred_at, id, json length.
-pub const EVENT_PREFIX_LEN: usize = 8 + 16 + 4;
+/// Per-event prefix inside a decompressed block: the JSON length. The id
+/// and time are read from the canonical JSON, where they sit at fixed
+/// offsets (see [`CANONICAL_ID`] and [`CANONICAL_TIME`]).
+pub const EVENT_PREFIX_LEN: usize = 4;
+/// Canonical JSON starts `{"id":"<26-char ULID>","occurred_at":"<27 chars>"`.
+pub const CANONICAL_ID: std::ops::Range<usize> = 7..33;
+pub const CANONICAL_TIME: std::ops::Range<usize> = 50..77;
+const CANONICAL_HEAD: &[u8] = b"{\"id\":\"";
+const CANONICAL_MID: &[u8] = b"\",\"occurred_at\":\"";
+/// Bytes per id index entry: low 32 bits of the id, ordinal. The low bits
+/// of a ULID are random, so few ids share them; a hit is always confirmed
+/// against the stored event.
+pub const ID_ENTRY_LEN: usize = 8;
 
 /// Block flag: the last block of an append batch. Recovery cuts back to the
 /// last block carrying it, which makes every batch all-or-nothing.
@@ -63,6 +74,8 @@ pub struct SegmentHeader {
     pub segment_id: SegmentId,
     pub created_at: Timestamp,
     pub window_start: Timestamp,
+    /// Compression dictionary of every block in the segment; 0 for none.
+    pub dict_id: u32,
 }
 
 impl SegmentHeader {
@@ -77,7 +90,8 @@ impl SegmentHeader {
         w.put(&self.segment_id.0.to_le_bytes());
         w.put(&self.created_at.0.to_le_bytes());
         w.put(&self.window_start.0.to_le_bytes());
-        let c = crc(w.0.get(..56).unwrap_or_default());
+        w.put(&self.dict_id.to_le_bytes());
+        let c = crc(w.0.get(..60).unwrap_or_default());
         w.put(&c.to_le_bytes());
         b
     }
@@ -87,7 +101,7 @@ impl SegmentHeader {
         if h.get(..8) != Some(&SEGMENT_MAGIC[..]) {
             return Err("bad segment magic");
         }
-        if u32_at(h, 56) != Some(crc(h.get(..56).unwrap_or_default())) {
+        if u32_at(h, 60) != Some(crc(h.get(..60).unwrap_or_default())) {
             return Err("header checksum mismatch");
         }
         let version = u16_at(h, 8).ok_or("header")?;
@@ -106,6 +120,7 @@ impl SegmentHeader {
             segment_id: SegmentId(u64_at(h, 32).ok_or("header")?),
             created_at: Timestamp(i64_at(h, 40).ok_or("header")?),
             window_start: Timestamp(i64_at(h, 48).ok_or("header")?),
+            dict_id: u32_at(h, 56).ok_or("header")?,
         })
     }
 }
@@ -231,6 +246,7 @@ pub enum SectionKind {
     TimeColumn = 3,
     TimeOrder = 4,
     IdIndex = 5,
+    Dictionary = 6,
     IndexAction = 10,
     IndexActorType = 11,
     IndexActorId = 12,
@@ -248,6 +264,7 @@ impl SectionKind {
             3 => TimeColumn,
             4 => TimeOrder,
             5 => IdIndex,
+            6 => Dictionary,
             10 => IndexAction,
             11 => IndexActorType,
             12 => IndexActorId,
@@ -411,12 +428,24 @@ pub fn section_entry(kind: u32, offset: u64, bytes: &[u8]) -> SectionEntry {
     }
 }
 
-/// Appends one event (prefix + JSON) to an uncompressed block payload.
-pub fn encode_event(out: &mut Vec<u8>, ts: Timestamp, id: EventId, json: &[u8]) {
-    out.extend_from_slice(&ts.0.to_le_bytes());
-    out.extend_from_slice(&id.to_be_bytes());
+/// Appends one event (length + canonical JSON) to an uncompressed block.
+pub fn encode_event(out: &mut Vec<u8>, json: &[u8]) {
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(json);
+}
+
+/// Reads the id and time from the fixed prefix of canonical JSON.
+pub fn canonical_id_and_time(json: &[u8]) -> Option<(EventId, Timestamp)> {
+    if !json.starts_with(CANONICAL_HEAD)
+        || json.get(CANONICAL_ID.end..CANONICAL_TIME.start)? != CANONICAL_MID
+    {
+        return None;
+    }
+    let id = std::str::from_utf8(json.get(CANONICAL_ID)?)
+        .ok()
+        .and_then(EventId::parse)?;
+    let ts = Timestamp::parse_canonical(json.get(CANONICAL_TIME)?)?;
+    (json.get(CANONICAL_TIME.end) == Some(&b'"')).then_some((id, ts))
 }
 
 /// One event inside a decompressed block.
@@ -433,14 +462,10 @@ pub fn decode_events(payload: &[u8], count: u32) -> Option<Vec<EventSlot>> {
     let mut slots = Vec::with_capacity(count as usize);
     let mut at = 0usize;
     while at < payload.len() {
-        let ts = Timestamp(i64_at(payload, at)?);
-        let id = id_at(payload, at + 8)?;
-        let len = u32_at(payload, at + 24)? as usize;
+        let len = u32_at(payload, at)? as usize;
         let start = at + EVENT_PREFIX_LEN;
         let end = start.checked_add(len)?;
-        if end > payload.len() {
-            return None;
-        }
+        let (id, ts) = canonical_id_and_time(payload.get(start..end)?)?;
         slots.push(EventSlot {
             ts,
             id,
@@ -477,10 +502,11 @@ mod tests {
             segment_id: SegmentId(9),
             created_at: Timestamp(5),
             window_start: Timestamp(3),
+            dict_id: 77,
         };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));
-        for i in 0..60 {
+        for i in 0..64 {
             let mut c = b;
             c[i] ^= 0x10;
             assert!(SegmentHeader::decode(&c).is_err(), "flip at {i}");
@@ -529,13 +555,29 @@ mod tests {
 
     #[test]
     fn events_round_trip() {
+        let a =
+            br#"{"id":"01FC31EHYYR0MF7J7GEJK2TFM0","occurred_at":"2021-08-05T10:00:00.500000Z"}"#;
+        let b = br#"{"id":"01FC31EHYYR0MF7J7GEJK2TFM1","occurred_at":"2021-08-05T10:00:01.000000Z","x":1}"#;
         let mut p = Vec::new();
-        encode_event(&mut p, Timestamp(1), EventId::from_u128(2), b"{}");
-        encode_event(&mut p, Timestamp(3), EventId::from_u128(4), b"{\"a\":1}");
+        encode_event(&mut p, a);
+        encode_event(&mut p, b);
         let slots = decode_events(&p, 2).unwrap();
-        assert_eq!(slots[1].id, EventId::from_u128(4));
-        assert_eq!(&p[slots[1].json.clone()], b"{\"a\":1}");
+        assert_eq!(slots[1].id.to_string(), "01FC31EHYYR0MF7J7GEJK2TFM1");
+        assert_eq!(
+            slots[0].ts,
+            Timestamp::parse_rfc3339("2021-08-05T10:00:00.5Z").unwrap()
+        );
+        assert_eq!(&p[slots[1].json.clone()], &b[..]);
         assert!(decode_events(&p, 3).is_none());
         assert!(decode_events(&p[..p.len() - 1], 2).is_none());
+        let mut q = Vec::new();
+        encode_event(
+            &mut q,
+            br#"{"id":"01FC31EHYYR0MF7J7GEJK2TFM0","occurred_at":"2021-08-05T10:00:00.500000"}"#,
+        );
+        assert!(
+            decode_events(&q, 1).is_none(),
+            "non-canonical time is refused"
+        );
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::event::IndexKeys;
 use crate::index::MemIndex;
 use crate::io::{AppendFile, FileSystem, ReadAt};
 use crate::segment::block::{decode_block, DecodedBlock, EncodedBlock};
+use crate::segment::dict::Dictionary;
 use crate::segment::format::{
     self, BlockMeta, Facts, SectionKind, SegmentHeader, BLOCK_HEADER_LEN, FLAG_BATCH_END,
     FORMAT_VERSION, HEADER_LEN,
@@ -102,6 +104,8 @@ pub struct HeadSegment {
     pub id: SegmentId,
     pub path: PathBuf,
     pub header: SegmentHeader,
+    /// The dictionary named by the header, if any.
+    pub dict: Option<Dictionary>,
     reader: Box<dyn ReadAt>,
     state: RwLock<HeadState>,
     /// Ordinals sorted by key for a prefix of the events, extended lazily by
@@ -161,7 +165,7 @@ impl HeadSegment {
         self.reader
             .read_at(&mut buf, meta.offset)
             .map_err(|e| Error::io(&self.path, e))?;
-        decode_block(&self.path, meta, &buf)
+        decode_block(&self.path, meta, &buf, self.dict.as_ref())
     }
 }
 
@@ -181,7 +185,13 @@ pub struct HeadWriter {
 
 impl HeadWriter {
     /// Creates a new, empty head segment file (header written and synced).
-    pub fn create(fs: &dyn FileSystem, dir: &Path, header: SegmentHeader) -> Result<HeadWriter> {
+    /// `header.dict_id` must name `dict` (or be 0 with `None`).
+    pub fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        header: SegmentHeader,
+        dict: Option<Dictionary>,
+    ) -> Result<HeadWriter> {
         let path = dir.join(header.segment_id.file_name());
         let mut file = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
         let written = file
@@ -197,6 +207,7 @@ impl HeadWriter {
         Ok(Self::from_parts(
             path,
             header,
+            dict,
             file,
             reader,
             HeadState {
@@ -210,6 +221,7 @@ impl HeadWriter {
     pub fn from_parts(
         path: PathBuf,
         header: SegmentHeader,
+        dict: Option<Dictionary>,
         file: Box<dyn AppendFile>,
         reader: Box<dyn ReadAt>,
         state: HeadState,
@@ -219,6 +231,7 @@ impl HeadWriter {
             id: header.segment_id,
             path,
             header,
+            dict,
             reader,
             state: RwLock::new(state),
             order: Mutex::new(Arc::new(Vec::new())),
@@ -331,13 +344,20 @@ impl HeadWriter {
         self.head.state.read().event_count()
     }
 
+    /// Cuts off a footer written by [`HeadWriter::seal`] that did not read
+    /// back correctly, so the segment goes on as a head.
+    pub fn unseal(&mut self) -> Result<()> {
+        self.needs_truncate = true;
+        self.repair()
+    }
+
     /// Writes the sections and footer that seal this segment, and syncs.
     /// On failure the file is cut back so the head can go on as it was.
     pub fn seal(&mut self, now: Timestamp) -> Result<()> {
         self.repair()?;
         let tail = {
             let st = self.head.state.read();
-            encode_sections(&st, self.committed_len, now)
+            encode_sections(&st, self.committed_len, now, self.head.dict.as_ref())
         };
         let result = self.file.append(&tail).and_then(|()| self.file.sync_data());
         if let Err(e) = result {
@@ -352,7 +372,12 @@ impl HeadWriter {
 
 /// Everything after the last block of a sealed segment: the sections, the
 /// section table and the footer.
-fn encode_sections(st: &HeadState, start: u64, now: Timestamp) -> Vec<u8> {
+fn encode_sections(
+    st: &HeadState,
+    start: u64,
+    now: Timestamp,
+    dict: Option<&Dictionary>,
+) -> Vec<u8> {
     let n = st.event_count();
     let (min_id, max_id) = st.ids.iter().fold(
         (EventId::from_u128(u128::MAX), EventId::from_u128(0)),
@@ -382,11 +407,18 @@ fn encode_sections(st: &HeadState, start: u64, now: Timestamp) -> Vec<u8> {
     for o in st.sorted_ordinals(0, n) {
         time_order.extend_from_slice(&o.to_le_bytes());
     }
-    let mut by_id: Vec<(EventId, u32)> = st.ids.iter().copied().zip(0u32..).collect();
+    // The id index keys on the low 32 bits of each id (random in a ULID);
+    // a lookup confirms a hit against the event itself.
+    let mut by_id: Vec<(u32, u32)> = st
+        .ids
+        .iter()
+        .map(|id| id.as_u128() as u32)
+        .zip(0u32..)
+        .collect();
     by_id.sort_unstable();
-    let mut id_index = Vec::with_capacity(n as usize * 20);
-    for (id, o) in by_id {
-        id_index.extend_from_slice(&id.to_be_bytes());
+    let mut id_index = Vec::with_capacity(n as usize * format::ID_ENTRY_LEN);
+    for (low, o) in by_id {
+        id_index.extend_from_slice(&low.to_le_bytes());
         id_index.extend_from_slice(&o.to_le_bytes());
     }
     let mut sections: Vec<(SectionKind, Vec<u8>)> = vec![
@@ -396,6 +428,9 @@ fn encode_sections(st: &HeadState, start: u64, now: Timestamp) -> Vec<u8> {
         (SectionKind::TimeOrder, time_order),
         (SectionKind::IdIndex, id_index),
     ];
+    if let Some(d) = dict {
+        sections.push((SectionKind::Dictionary, d.bytes.to_vec()));
+    }
     for field in crate::index::IndexedField::ALL {
         sections.push((field.section_kind(), st.index.encode(field)));
     }
@@ -420,6 +455,7 @@ pub fn new_header(
     segment_id: SegmentId,
     now: Timestamp,
     window_start: Timestamp,
+    dict: Option<&Dictionary>,
 ) -> SegmentHeader {
     SegmentHeader {
         version: FORMAT_VERSION,
@@ -427,6 +463,7 @@ pub fn new_header(
         segment_id,
         created_at: now,
         window_start,
+        dict_id: dict.map_or(0, |d| d.id),
     }
 }
 

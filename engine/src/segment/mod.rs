@@ -10,6 +10,7 @@
 //! the number of events visible when their snapshot was taken.
 
 pub mod block;
+pub mod dict;
 pub mod format;
 pub mod head;
 pub mod recover;
@@ -145,13 +146,13 @@ impl SegmentView {
         }
     }
 
-    pub fn find_id(&self, id: EventId) -> Option<u32> {
-        match self {
+    pub fn find_id(&self, id: EventId) -> Result<Option<u32>> {
+        Ok(match self {
             SegmentView::Sealed { seg, events } => {
                 if id < seg.facts.min_id || id > seg.facts.max_id {
-                    return None;
+                    return Ok(None);
                 }
-                seg.find_id(id).filter(|o| o < events)
+                seg.find_id(id)?.filter(|o| o < events)
             }
             SegmentView::Head { seg, events, .. } => seg
                 .state()
@@ -159,7 +160,7 @@ impl SegmentView {
                 .get(&id.as_u128())
                 .copied()
                 .filter(|o| o < events),
-        }
+        })
     }
 
     /// The segment's events in key order `(occurred_at, ordinal)`.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use crate::segment::block::decode_block;
+use crate::segment::dict::DictStore;
 use crate::segment::format::{BlockHeader, BlockMeta, SegmentHeader, FLAG_BATCH_END, HEADER_LEN};
 use crate::segment::head::{replay_block, HeadState, HeadWriter};
 
@@ -31,11 +32,22 @@ pub fn recover_head(
     path: PathBuf,
     store_id: &[u8; 16],
     quarantine: &Path,
+    dicts: &DictStore,
 ) -> Result<(HeadWriter, HeadRecovery)> {
     let bytes = fs.read_all(&path).map_err(|e| Error::io(&path, e))?;
     let file: &[u8] = (*bytes).as_ref();
     let header = SegmentHeader::decode(file).map_err(|w| Error::corrupt(&path, 0, w))?;
     check_identity(&path, &header, store_id)?;
+    let dict = match header.dict_id {
+        0 => None,
+        id => Some(dicts.by_id(id).cloned().ok_or_else(|| {
+            Error::corrupt(
+                &path,
+                56,
+                format!("compression dictionary {id:08x} is missing or damaged"),
+            )
+        })?),
+    };
 
     let mut state = HeadState {
         end_offset: HEADER_LEN as u64,
@@ -57,8 +69,12 @@ pub fn recover_head(
         if header.first_ordinal != next_ordinal {
             break;
         }
-        let Ok(block) = decode_block(&path, &meta, file.get(at as usize..).unwrap_or_default())
-        else {
+        let Ok(block) = decode_block(
+            &path,
+            &meta,
+            file.get(at as usize..).unwrap_or_default(),
+            dict.as_ref(),
+        ) else {
             break;
         };
         next_ordinal = next_ordinal.saturating_add(header.event_count);
@@ -103,7 +119,7 @@ pub fn recover_head(
     let reader = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
     let events = state.event_count();
     Ok((
-        HeadWriter::from_parts(path, header, out, reader, state),
+        HeadWriter::from_parts(path, header, dict, out, reader, state),
         HeadRecovery { events, cut_bytes },
     ))
 }

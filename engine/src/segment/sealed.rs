@@ -14,9 +14,10 @@ use crate::error::{Error, Result};
 use crate::index::{IndexedField, StoredIndex};
 use crate::io::{FileBytes, FileSystem};
 use crate::segment::block::{decode_block, DecodedBlock};
+use crate::segment::dict::Dictionary;
 use crate::segment::format::{
-    self, i64_at, id_at, u32_at, BlockHeader, BlockMeta, Facts, SectionKind, SegmentHeader,
-    BLOCK_HEADER_LEN, BLOCK_META_LEN, HEADER_LEN,
+    self, i64_at, u32_at, BlockHeader, BlockMeta, Facts, SectionKind, SegmentHeader,
+    BLOCK_HEADER_LEN, BLOCK_META_LEN, HEADER_LEN, ID_ENTRY_LEN,
 };
 use crate::types::{EventId, SegmentId, Timestamp};
 
@@ -26,6 +27,7 @@ pub struct SealedSegment {
     pub header: SegmentHeader,
     pub facts: Facts,
     pub file_len: u64,
+    pub dict: Option<Dictionary>,
     bytes: FileBytes,
     blocks: Vec<BlockMeta>,
     time_column: Range<usize>,
@@ -134,7 +136,7 @@ impl SealedSegment {
         let (time_column, tc) = find(SectionKind::TimeColumn)?;
         let (time_order, to) = find(SectionKind::TimeOrder)?;
         let (id_index, ix) = find(SectionKind::IdIndex)?;
-        if tc.len() != n * 8 || to.len() != n * 4 || ix.len() != n * 20 {
+        if tc.len() != n * 8 || to.len() != n * 4 || ix.len() != n * ID_ENTRY_LEN {
             return Err(damaged(
                 time_column.start as u64,
                 "column sections have the wrong length",
@@ -159,14 +161,32 @@ impl SealedSegment {
             }
             prev = Some(key);
         }
-        for chunk in ix.chunks_exact(20) {
-            if u32_at(chunk, 16).is_none_or(|o| o as usize >= n) {
+        let mut prev_low = 0u32;
+        for chunk in ix.chunks_exact(ID_ENTRY_LEN) {
+            let low = u32_at(chunk, 0).unwrap_or_default();
+            if u32_at(chunk, 4).is_none_or(|o| o as usize >= n) || low < prev_low {
                 return Err(damaged(
                     id_index.start as u64,
-                    "id index points outside the segment",
+                    "id index is not sorted or points outside the segment",
                 ));
             }
+            prev_low = low;
         }
+        let dict = match header.dict_id {
+            0 => None,
+            id => {
+                let (range, bytes) = find(SectionKind::Dictionary)?;
+                let d = Dictionary::from_bytes(bytes)
+                    .filter(|d| d.id == id)
+                    .ok_or_else(|| {
+                        damaged(
+                            range.start as u64,
+                            "embedded dictionary does not match the header",
+                        )
+                    })?;
+                Some(d)
+            }
+        };
         let mut indexes: [Range<usize>; 4] = Default::default();
         for field in IndexedField::ALL {
             let (range, bytes) = find(field.section_kind())?;
@@ -182,6 +202,7 @@ impl SealedSegment {
             header,
             facts,
             file_len: file.len() as u64,
+            dict,
             bytes,
             blocks,
             time_column,
@@ -216,23 +237,37 @@ impl SealedSegment {
         u32_at(self.section(&self.time_order), pos as usize * 4).unwrap_or_default()
     }
 
-    pub fn find_id(&self, id: EventId) -> Option<u32> {
+    /// The ordinal of event `id`. The index holds the low 64 bits of each
+    /// id; every entry that matches them is confirmed against the stored
+    /// event, so a lookup never returns another event.
+    pub fn find_id(&self, id: EventId) -> Result<Option<u32>> {
         let ix = self.section(&self.id_index);
-        let (mut lo, mut hi) = (0usize, ix.len() / 20);
+        let low = id.as_u128() as u32;
+        let entries = ix.len() / ID_ENTRY_LEN;
+        let key = |i: usize| u32_at(ix, i * ID_ENTRY_LEN).unwrap_or(u32::MAX);
+        let (mut lo, mut hi) = (0usize, entries);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let here = id_at(ix, mid * 20)?;
-            match here.cmp(&id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return u32_at(ix, mid * 20 + 16),
+            if key(mid) < low {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        None
+        while lo < entries && key(lo) == low {
+            let ordinal = u32_at(ix, lo * ID_ENTRY_LEN + 4).unwrap_or(u32::MAX);
+            let i = self.blocks.partition_point(|b| b.first_ordinal <= ordinal);
+            if let Some(meta) = i.checked_sub(1).and_then(|i| self.blocks.get(i)) {
+                let block = self.read_block(meta)?;
+                if block.event(ordinal).is_some_and(|e| e.id == id) {
+                    return Ok(Some(ordinal));
+                }
+            }
+            lo += 1;
+        }
+        Ok(None)
     }
 
-    /// The id of the event at `ordinal` (via its block, so only for rare use;
-    /// the id index is sorted by id, not by ordinal).
     pub fn index(&self, field: IndexedField) -> Option<StoredIndex<'_>> {
         StoredIndex::parse(self.section(self.indexes.get(field.slot())?))
     }
@@ -261,7 +296,7 @@ impl SealedSegment {
             .ok_or_else(|| {
                 Error::corrupt(&self.path, meta.offset, "block lies outside the file")
             })?;
-        decode_block(&self.path, meta, bytes)
+        decode_block(&self.path, meta, bytes, self.dict.as_ref())
     }
 
     /// Checks every block: checksum, decompression, event framing, and that
@@ -290,16 +325,30 @@ impl SealedSegment {
                 ids.push((slot.id, o));
             }
         }
-        ids.sort_unstable();
+        let mut lows: Vec<(u32, u32)> = ids
+            .iter()
+            .map(|(id, o)| (id.as_u128() as u32, *o))
+            .collect();
+        lows.sort_unstable();
         let ix = self.section(&self.id_index);
-        for (i, (id, o)) in ids.iter().enumerate() {
-            if id_at(ix, i * 20) != Some(*id) || u32_at(ix, i * 20 + 16) != Some(*o) {
+        for (i, (low, o)) in lows.iter().enumerate() {
+            let at = i * ID_ENTRY_LEN;
+            if u32_at(ix, at) != Some(*low) || u32_at(ix, at + 4) != Some(*o) {
                 return Err(Error::corrupt(
                     &self.path,
                     self.id_index.start as u64,
                     "id index disagrees with the blocks",
                 ));
             }
+        }
+        let min_id = ids.iter().map(|(id, _)| *id).min();
+        let max_id = ids.iter().map(|(id, _)| *id).max();
+        if min_id != Some(self.facts.min_id) || max_id != Some(self.facts.max_id) {
+            return Err(Error::corrupt(
+                &self.path,
+                0,
+                "facts disagree with the blocks",
+            ));
         }
         Ok(())
     }
