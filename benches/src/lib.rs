@@ -33,6 +33,31 @@ pub fn ingest_ndjson(engine: &Engine, body: &[u8]) -> anyhow::Result<usize> {
     Ok(engine.append(events)?.len())
 }
 
+/// Builds a store of `events` generated events spread evenly over `days`
+/// days (ending at the generator's default start + `days`), ingested in
+/// batches of 10,000 without per-batch syncs, then sealed.
+pub fn build_store(dir: &Path, events: usize, days: f64) -> anyhow::Result<Engine> {
+    let cfg = auditlog_engine::EngineConfig {
+        sync: auditlog_engine::SyncPolicy::Never,
+        ..auditlog_engine::EngineConfig::default()
+    };
+    let (engine, _) = Engine::open(dir, cfg)?;
+    let mut gen = EventGenerator::new(GenConfig {
+        seed: 42,
+        events_per_second: events as f64 / (days * 86_400.0),
+        ..GenConfig::default()
+    });
+    let mut left = events;
+    while left > 0 {
+        let n = left.min(10_000);
+        ingest_ndjson(&engine, &gen.ndjson_batch(n))?;
+        left -= n;
+    }
+    engine.seal()?;
+    engine.sync()?;
+    Ok(engine)
+}
+
 /// Total size of the files under `dir`.
 pub fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -268,7 +268,7 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(BorrowedStr(key)) = map.next_key::<BorrowedStr<'de>>()? {
             if fields.iter().any(|(k, _)| *k == key) {
                 return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
             }
@@ -279,12 +279,39 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
     }
 }
 
+/// A JSON string borrowed from the input when it has no escapes (serde's
+/// own `Cow<str>` always allocates, which showed in ingest profiles).
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for BorrowedStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BorrowedStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 fn as_str<'a>(
     raw: &'a RawValue,
     field: &'static str,
     problem: &'static str,
 ) -> Result<Cow<'a, str>, EventError> {
-    serde_json::from_str::<Cow<'a, str>>(raw.get())
+    serde_json::from_str::<BorrowedStr<'a>>(raw.get())
+        .map(|b| b.0)
         .map_err(|_| EventError::Invalid { field, problem })
 }
 
@@ -367,9 +394,10 @@ fn canonical_json(top: &TopLevel<'_>, id: EventId, occurred_at: Timestamp) -> Ve
         .sum();
     let mut out = Vec::with_capacity(body + 96);
     out.extend_from_slice(b"{\"id\":\"");
-    out.extend_from_slice(id.to_string().as_bytes());
+    let mut id_text = [0u8; ulid::ULID_LEN];
+    out.extend_from_slice(id.0.array_to_str(&mut id_text).as_bytes());
     out.extend_from_slice(b"\",\"occurred_at\":\"");
-    out.extend_from_slice(occurred_at.to_rfc3339().as_bytes());
+    occurred_at.write_canonical(&mut out);
     out.push(b'"');
     let mut has_environment = false;
     for (key, value) in &top.fields {

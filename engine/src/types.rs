@@ -127,6 +127,45 @@ impl Timestamp {
         ))
     }
 
+    /// Appends the canonical form (see [`Timestamp::to_rfc3339`]) without
+    /// allocating; used once per stored event. Years outside 0000-9999 are
+    /// rejected at validation, so the width is fixed.
+    pub fn write_canonical(self, out: &mut Vec<u8>) {
+        let us = self.0.rem_euclid(1_000_000);
+        let secs = self.0.div_euclid(1_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        // Civil from days (H. Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        fn digits(out: &mut Vec<u8>, v: i64, width: u32) {
+            for i in (0..width).rev() {
+                out.push(b'0' + (v / 10i64.pow(i) % 10) as u8);
+            }
+        }
+        digits(out, y, 4);
+        out.push(b'-');
+        digits(out, m, 2);
+        out.push(b'-');
+        digits(out, d, 2);
+        out.push(b'T');
+        digits(out, sod / 3600, 2);
+        out.push(b':');
+        digits(out, sod / 60 % 60, 2);
+        out.push(b':');
+        digits(out, sod % 60, 2);
+        out.push(b'.');
+        digits(out, us, 6);
+        out.push(b'Z');
+    }
+
     /// Formats as `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so the text
     /// sorts in time order. Years outside 0000-9999 are not representable
     /// and were rejected at validation.

@@ -39,7 +39,7 @@ enum Cmd {
         dir: Option<std::path::PathBuf>,
         #[arg(long, default_value_t = 3)]
         level: i32,
-        #[arg(long, default_value_t = 32 * 1024)]
+        #[arg(long, default_value_t = 16 * 1024)]
         block_bytes: usize,
         /// Distinct batches generated up front and reused in turn.
         #[arg(long, default_value_t = 400)]

@@ -114,7 +114,10 @@ fn decompress(
     Ok(out)
 }
 
-/// Cuts `events` into blocks of about `target_raw` uncompressed bytes.
+/// Cuts `events` into blocks of at most `target_raw` uncompressed bytes
+/// (an event larger than that gets a block of its own). Staying under the
+/// target matters: zstd uses a digested dictionary in place only for
+/// inputs up to 16 KiB at the default level; above, it copies it per block.
 pub fn encode_blocks(
     events: &[PreparedEvent],
     target_raw: usize,
@@ -125,13 +128,18 @@ pub fn encode_blocks(
     let mut raw = Vec::with_capacity(target_raw + 4096);
     let mut start = 0;
     for (i, e) in events.iter().enumerate() {
-        format::encode_event(&mut raw, &e.json);
-        if raw.len() >= target_raw || i + 1 == events.len() {
-            let slice = events.get(start..=i).unwrap_or_default();
+        let size = format::EVENT_PREFIX_LEN + e.json.len();
+        if !raw.is_empty() && raw.len() + size > target_raw {
+            let slice = events.get(start..i).unwrap_or_default();
             blocks.push(finish_block(&raw, slice, level, dict)?);
             raw.clear();
-            start = i + 1;
+            start = i;
         }
+        format::encode_event(&mut raw, &e.json);
+    }
+    if !raw.is_empty() {
+        let slice = events.get(start..).unwrap_or_default();
+        blocks.push(finish_block(&raw, slice, level, dict)?);
     }
     Ok(blocks)
 }
