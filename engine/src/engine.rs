@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::cache::Caches;
 use crate::datadir::DataDir;
 use crate::error::{Error, Result};
 use crate::event::{prepare_event, EventLimits, PreparedEvent, StoredEvent};
@@ -68,6 +69,10 @@ pub struct EngineConfig {
     pub dict_bootstrap_events: u32,
     /// Train a fresh dictionary after this many seals, to follow the data.
     pub dict_retrain_segments: u32,
+    /// Memory for decompressed blocks shared by all readers.
+    pub block_cache_bytes: u64,
+    /// Memory for decoded index bitmaps of sealed segments.
+    pub bitmap_cache_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +89,8 @@ impl Default for EngineConfig {
             dictionary: true,
             dict_bootstrap_events: 20_000,
             dict_retrain_segments: 64,
+            block_cache_bytes: 64 << 20,
+            bitmap_cache_bytes: 16 << 20,
         }
     }
 }
@@ -237,6 +244,7 @@ struct Inner {
     dir: DataDir,
     state: RwLock<State>,
     writer: Mutex<Writer>,
+    caches: Arc<Caches>,
     /// The dictionary new heads use; appenders compress with it.
     current_dict: RwLock<Option<Dictionary>>,
     queue: Mutex<Queue>,
@@ -277,6 +285,7 @@ impl Engine {
         })?;
         let data = DataDir::open(fs.as_ref(), dir)?;
         let mut report = OpenReport::default();
+        let caches = Arc::new(Caches::new(cfg.block_cache_bytes, cfg.bitmap_cache_bytes));
         let (dicts, damaged_dicts) = DictStore::open(fs.as_ref(), &data.root.join("dicts"))?;
         for (path, why) in damaged_dicts {
             let to = data.quarantine(fs.as_ref(), &path)?;
@@ -325,7 +334,7 @@ impl Engine {
                 let _ = fs.remove_file(&path);
                 continue;
             }
-            match SealedSegment::open(fs.as_ref(), path.clone(), &data.store_id) {
+            match SealedSegment::open(fs.as_ref(), path.clone(), &data.store_id, caches.clone()) {
                 Ok(seg) => {
                     if crate::segment::recover::check_identity(&path, &seg.header, &data.store_id)
                         .is_err()
@@ -345,6 +354,7 @@ impl Engine {
                         &data.store_id,
                         &data.quarantine,
                         &dicts,
+                        caches.clone(),
                     ) {
                         Ok((writer, rec)) => {
                             report.head_events = rec.events;
@@ -398,6 +408,7 @@ impl Engine {
                 seals_since_training: 0,
             }),
             current_dict: RwLock::new(current),
+            caches,
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 done: HashMap::new(),
@@ -652,8 +663,13 @@ impl Engine {
                 window,
                 dict.as_ref(),
             );
-            let writer =
-                HeadWriter::create(inner.fs.as_ref(), &inner.dir.segments, header, dict.clone())?;
+            let writer = HeadWriter::create(
+                inner.fs.as_ref(),
+                &inner.dir.segments,
+                header,
+                dict.clone(),
+                inner.caches.clone(),
+            )?;
             w.next_segment += 1;
             inner.state.write().head = Some(writer.head.clone());
             *inner.current_dict.write() = dict;
@@ -702,8 +718,12 @@ impl Engine {
         // Read back what was just written, as any reader would, before
         // trusting it; if that fails the footer is cut off again and the
         // head goes on unsealed.
-        let sealed = match SealedSegment::open(inner.fs.as_ref(), path.clone(), &inner.dir.store_id)
-        {
+        let sealed = match SealedSegment::open(
+            inner.fs.as_ref(),
+            path.clone(),
+            &inner.dir.store_id,
+            inner.caches.clone(),
+        ) {
             Ok(s) => s,
             Err(failure) => {
                 head.unseal()?;
@@ -898,9 +918,9 @@ impl Engine {
                         damage.push(e);
                     }
                 }
-                SegmentView::Head { .. } => {
+                SegmentView::Head { seg: head, .. } => {
                     for meta in seg.blocks() {
-                        if let Err(e) = seg.read_block(&meta) {
+                        if let Err(e) = head.decode(&meta) {
                             damage.push(e);
                             break;
                         }

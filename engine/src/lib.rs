@@ -18,6 +18,7 @@
     )
 )]
 
+pub mod cache;
 pub mod datadir;
 pub mod engine;
 pub mod error;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::StoredEvent;
-use crate::query::ast::Filter;
+use crate::query::ast::{CmpOp, Filter, Literal};
 use crate::query::eval::CompiledFilter;
 use crate::query::plan::Plan;
 use crate::segment::block::DecodedBlock;
@@ -118,8 +118,9 @@ impl Cursor {
     }
 }
 
-/// Decoded blocks of one query, so that neighbouring events share a
-/// decompression. Bounded: cleared when it grows past a few megabytes.
+/// The blocks one query has touched, in front of the shared block cache
+/// (which may evict them mid-query under pressure from other readers).
+/// Bounded: cleared when it holds 256 blocks.
 #[derive(Default)]
 struct BlockCache {
     blocks: HashMap<(SegmentId, u64), Arc<DecodedBlock>>,
@@ -145,7 +146,7 @@ impl BlockCache {
         if self.blocks.len() >= Self::MAX_BLOCKS {
             self.blocks.clear();
         }
-        let block = Arc::new(seg.read_block(meta)?);
+        let block = seg.read_block(meta)?;
         self.blocks.insert(key, block.clone());
         Ok(Some(block))
     }
@@ -155,6 +156,53 @@ impl BlockCache {
 pub struct Prepared {
     plan: Plan,
     residual: Option<CompiledFilter>,
+    /// Byte strings a matching event's JSON must contain (see
+    /// [`required_bytes`]); events without them skip the JSON parse.
+    required: Vec<Vec<u8>>,
+}
+
+/// For each top-level AND term `path = 'text'` or `path LIKE 'prefix%'`,
+/// the JSON encoding of the text (with its opening quote) that any
+/// matching event's JSON must contain. Only a necessary condition, and only
+/// trusted for events whose JSON has no backslash (no escapes that could
+/// spell the same text differently).
+fn required_bytes(filter: &Filter) -> Vec<Vec<u8>> {
+    let terms: &[Filter] = match filter {
+        Filter::And(terms) => terms,
+        other => std::slice::from_ref(other),
+    };
+    let mut out = Vec::new();
+    for term in terms {
+        match term {
+            Filter::Compare {
+                op: CmpOp::Eq,
+                value: Literal::String(s),
+                path,
+            } if !path.is("occurred_at") => {
+                if let Ok(bytes) = serde_json::to_vec(s) {
+                    out.push(bytes);
+                }
+            }
+            Filter::Like {
+                pattern,
+                negated: false,
+                ..
+            } => {
+                let prefix: String = pattern
+                    .chars()
+                    .take_while(|c| !matches!(c, '%' | '_' | '\\'))
+                    .collect();
+                if let Ok(mut bytes) = serde_json::to_vec(&prefix) {
+                    bytes.pop(); // the closing quote: the text goes on
+                    if bytes.len() > 1 {
+                        out.push(bytes);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 impl Prepared {
@@ -164,7 +212,15 @@ impl Prepared {
             Some(f) if !plan.is_exact() => Some(f.compile()?),
             _ => None,
         };
-        Ok(Prepared { plan, residual })
+        let required = match (filter, &residual) {
+            (Some(f), Some(_)) => required_bytes(f),
+            _ => Vec::new(),
+        };
+        Ok(Prepared {
+            plan,
+            residual,
+            required,
+        })
     }
 
     pub fn range(&self) -> TimeRange {
@@ -195,6 +251,15 @@ impl Prepared {
             return Ok(false);
         };
         let json = block.json(ordinal).unwrap_or_default();
+        if !self.required.is_empty()
+            && memchr::memchr(b'\\', json).is_none()
+            && self
+                .required
+                .iter()
+                .any(|r| memchr::memmem::find(json, r).is_none())
+        {
+            return Ok(false);
+        }
         let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| {
             Error::corrupt(
                 match seg {
@@ -444,5 +509,68 @@ impl Snapshot {
 
     pub fn count(&self, filter: Option<&Filter>, range: TimeRange) -> Result<u64> {
         Prepared::new(filter, range)?.count(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::query::parse_filter;
+    use crate::testing::SimFs;
+    use crate::{Engine, EngineConfig};
+
+    #[test]
+    fn byte_prefilter_never_hides_a_match_spelled_with_escapes() {
+        let (engine, _) = Engine::open_with(
+            Arc::new(SimFs::new()),
+            Path::new("/d"),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        engine
+            .append_json(&[
+                r#"{"action_name":"a","actor":{"type":"u","id":"1"},"request":{"path":"/items/\u0031"}}"#,
+                r#"{"action_name":"a","actor":{"type":"u","id":"1"},"request":{"path":"/items/1"}}"#,
+                r#"{"action_name":"a","actor":{"type":"u","id":"1"},"request":{"path":"/items/2"}}"#,
+            ])
+            .unwrap();
+        let snap = engine.snapshot();
+        for (text, want) in [
+            ("request.path = '/items/1'", 2),
+            ("request.path LIKE '/items/1%'", 2),
+            (
+                "request.path LIKE '/items/%' AND request.path = '/items/2'",
+                1,
+            ),
+            ("request.path = '/nowhere'", 0),
+        ] {
+            let f = parse_filter(text).unwrap();
+            assert_eq!(
+                snap.count(Some(&f), TimeRange::ALL).unwrap(),
+                want,
+                "{text}"
+            );
+            let page = snap
+                .query(&Query {
+                    filter: Some(f),
+                    limit: 10,
+                    ..Query::default()
+                })
+                .unwrap();
+            assert_eq!(page.events.len() as u64, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn required_bytes_come_only_from_and_terms() {
+        let f = parse_filter("a.b = 'x\"y' AND c LIKE 'pre%' AND (d = 'no' OR e = 'no')").unwrap();
+        assert_eq!(
+            required_bytes(&f),
+            vec![br#""x\"y""#.to_vec(), br#""pre"#.to_vec()]
+        );
+        assert!(required_bytes(&parse_filter("NOT a = 'x'").unwrap()).is_empty());
     }
 }

@@ -88,7 +88,7 @@ fn eval(n: &Node, seg: &SegmentView) -> Result<(RoaringBitmap, bool)> {
         Node::Index { field, values } => {
             let mut b = RoaringBitmap::new();
             for v in values {
-                b |= seg.index_lookup(*field, v)?;
+                b |= &*seg.index_lookup(*field, v)?;
             }
             (b, true)
         }

@@ -175,6 +175,11 @@ pub struct DecodedBlock {
 }
 
 impl DecodedBlock {
+    /// Approximate memory held, for cache accounting.
+    pub fn weight(&self) -> usize {
+        self.payload.capacity() + self.slots.capacity() * std::mem::size_of::<EventSlot>() + 64
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
+use crate::cache::Caches;
 use crate::error::{Error, Result};
 use crate::event::IndexKeys;
 use crate::index::MemIndex;
@@ -106,6 +107,7 @@ pub struct HeadSegment {
     pub header: SegmentHeader,
     /// The dictionary named by the header, if any.
     pub dict: Option<Dictionary>,
+    cache: Arc<Caches>,
     reader: Box<dyn ReadAt>,
     state: RwLock<HeadState>,
     /// Ordinals sorted by key for a prefix of the events, extended lazily by
@@ -159,7 +161,15 @@ impl HeadSegment {
         next
     }
 
-    pub fn read_block(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
+    /// A decoded block (blocks never change once written, so the cache is
+    /// safe for the head too).
+    pub fn read_block(&self, meta: &BlockMeta) -> Result<Arc<DecodedBlock>> {
+        self.cache
+            .block((self.id, meta.offset), || self.decode(meta))
+    }
+
+    /// Reads and checks a block from the file, bypassing the cache.
+    pub fn decode(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
         let len = BLOCK_HEADER_LEN + meta.compressed_len as usize;
         let mut buf = vec![0u8; len];
         self.reader
@@ -191,6 +201,7 @@ impl HeadWriter {
         dir: &Path,
         header: SegmentHeader,
         dict: Option<Dictionary>,
+        cache: Arc<Caches>,
     ) -> Result<HeadWriter> {
         let path = dir.join(header.segment_id.file_name());
         let mut file = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
@@ -208,6 +219,7 @@ impl HeadWriter {
             path,
             header,
             dict,
+            cache,
             file,
             reader,
             HeadState {
@@ -222,6 +234,7 @@ impl HeadWriter {
         path: PathBuf,
         header: SegmentHeader,
         dict: Option<Dictionary>,
+        cache: Arc<Caches>,
         file: Box<dyn AppendFile>,
         reader: Box<dyn ReadAt>,
         state: HeadState,
@@ -232,6 +245,7 @@ impl HeadWriter {
             path,
             header,
             dict,
+            cache,
             reader,
             state: RwLock::new(state),
             order: Mutex::new(Arc::new(Vec::new())),

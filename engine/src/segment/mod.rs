@@ -120,7 +120,7 @@ impl SegmentView {
         }
     }
 
-    pub fn read_block(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
+    pub fn read_block(&self, meta: &BlockMeta) -> Result<Arc<DecodedBlock>> {
         match self {
             SegmentView::Sealed { seg, .. } => seg.read_block(meta),
             SegmentView::Head { seg, .. } => seg.read_block(meta),
@@ -128,12 +128,14 @@ impl SegmentView {
     }
 
     /// Events holding `value` in `field`, limited to the view.
-    pub fn index_lookup(&self, field: IndexedField, value: &str) -> Result<RoaringBitmap> {
+    pub fn index_lookup(&self, field: IndexedField, value: &str) -> Result<Arc<RoaringBitmap>> {
         match self {
             SegmentView::Sealed { seg, events } => {
-                let mut bm = seg.index_lookup(field, value)?;
+                let bm = seg.index_lookup(field, value)?;
                 if *events < seg.event_count() {
-                    bm.remove_range(*events..);
+                    let mut limited = (*bm).clone();
+                    limited.remove_range(*events..);
+                    return Ok(Arc::new(limited));
                 }
                 Ok(bm)
             }
@@ -141,7 +143,7 @@ impl SegmentView {
                 let st = seg.state();
                 let mut bm = st.index.get(field, value).cloned().unwrap_or_default();
                 bm.remove_range(*events..);
-                Ok(bm)
+                Ok(Arc::new(bm))
             }
         }
     }

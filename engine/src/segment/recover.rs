@@ -33,6 +33,7 @@ pub fn recover_head(
     store_id: &[u8; 16],
     quarantine: &Path,
     dicts: &DictStore,
+    cache: std::sync::Arc<crate::cache::Caches>,
 ) -> Result<(HeadWriter, HeadRecovery)> {
     let bytes = fs.read_all(&path).map_err(|e| Error::io(&path, e))?;
     let file: &[u8] = (*bytes).as_ref();
@@ -119,7 +120,7 @@ pub fn recover_head(
     let reader = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
     let events = state.event_count();
     Ok((
-        HeadWriter::from_parts(path, header, dict, out, reader, state),
+        HeadWriter::from_parts(path, header, dict, cache, out, reader, state),
         HeadRecovery { events, cut_bytes },
     ))
 }

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 use roaring::RoaringBitmap;
 
+use std::sync::Arc;
+
+use crate::cache::Caches;
 use crate::error::{Error, Result};
 use crate::index::{IndexedField, StoredIndex};
 use crate::io::{FileBytes, FileSystem};
@@ -28,6 +31,7 @@ pub struct SealedSegment {
     pub facts: Facts,
     pub file_len: u64,
     pub dict: Option<Dictionary>,
+    cache: Arc<Caches>,
     bytes: FileBytes,
     blocks: Vec<BlockMeta>,
     time_column: Range<usize>,
@@ -57,17 +61,19 @@ impl SealedSegment {
         fs: &dyn FileSystem,
         path: PathBuf,
         store_id: &[u8; 16],
+        cache: Arc<Caches>,
     ) -> Result<Self, OpenFailure> {
         let bytes = fs
             .read_all(&path)
             .map_err(|e| OpenFailure::Damaged(Error::io(&path, e)))?;
-        Self::from_bytes(path, bytes, store_id)
+        Self::from_bytes(path, bytes, store_id, cache)
     }
 
     pub fn from_bytes(
         path: PathBuf,
         bytes: FileBytes,
         store_id: &[u8; 16],
+        cache: Arc<Caches>,
     ) -> Result<Self, OpenFailure> {
         let file: &[u8] = (*bytes).as_ref();
         let damaged = |offset: u64, what: &str| {
@@ -203,6 +209,7 @@ impl SealedSegment {
             facts,
             file_len: file.len() as u64,
             dict,
+            cache,
             bytes,
             blocks,
             time_column,
@@ -272,23 +279,33 @@ impl SealedSegment {
         StoredIndex::parse(self.section(self.indexes.get(field.slot())?))
     }
 
-    pub fn index_lookup(&self, field: IndexedField, value: &str) -> Result<RoaringBitmap> {
-        let index = self
-            .index(field)
-            .ok_or_else(|| Error::corrupt(&self.path, 0, "index section malformed"))?;
-        index
-            .lookup(value)
-            .map(Option::unwrap_or_default)
-            .map_err(|w| {
-                Error::corrupt(
-                    &self.path,
-                    self.indexes.get(field.slot()).map_or(0, |r| r.start as u64),
-                    w,
-                )
-            })
+    /// Events holding `value` in `field` (decoded once, then cached).
+    pub fn index_lookup(&self, field: IndexedField, value: &str) -> Result<Arc<RoaringBitmap>> {
+        self.cache.bitmap(self.id, field, value, || {
+            let index = self
+                .index(field)
+                .ok_or_else(|| Error::corrupt(&self.path, 0, "index section malformed"))?;
+            index
+                .lookup(value)
+                .map(Option::unwrap_or_default)
+                .map_err(|w| {
+                    Error::corrupt(
+                        &self.path,
+                        self.indexes.get(field.slot()).map_or(0, |r| r.start as u64),
+                        w,
+                    )
+                })
+        })
     }
 
-    pub fn read_block(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
+    /// A decoded block, from the cache when it is there.
+    pub fn read_block(&self, meta: &BlockMeta) -> Result<Arc<DecodedBlock>> {
+        self.cache
+            .block((self.id, meta.offset), || self.decode(meta))
+    }
+
+    /// Decodes a block from the file, checking every checksum.
+    fn decode(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
         let start = meta.offset as usize;
         let bytes = self
             .file()
@@ -304,7 +321,8 @@ impl SealedSegment {
     pub fn verify_blocks(&self) -> Result<()> {
         let mut ids = Vec::with_capacity(self.event_count() as usize);
         for meta in &self.blocks {
-            let block = self.read_block(meta)?;
+            // Straight from the file: verification must not trust the cache.
+            let block = self.decode(meta)?;
             let header =
                 BlockHeader::decode(self.file().get(meta.offset as usize..).unwrap_or_default());
             if header.is_none_or(|h| h.min_ts != meta.min_ts || h.max_ts != meta.max_ts) {
