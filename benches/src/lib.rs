@@ -75,10 +75,19 @@ pub fn dir_bytes(dir: &Path) -> u64 {
 
 /// Resident set size of this process, from /proc (Linux), in bytes.
 pub fn rss_bytes() -> Option<u64> {
+    proc_status_kb("VmRSS:").map(|kb| kb * 1024)
+}
+
+/// Anonymous resident memory: what the process holds beyond the page
+/// cache (memory-mapped segment files are file-backed and not counted).
+pub fn rss_anon_bytes() -> Option<u64> {
+    proc_status_kb("RssAnon:").map(|kb| kb * 1024)
+}
+
+fn proc_status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The value at quantile `q` (0..=1) of sorted `v`.

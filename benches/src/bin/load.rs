@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use auditlog_benches::{dir_bytes, ingest_ndjson, ndjson_batches, rss_bytes};
+use auditlog_benches::{dir_bytes, ingest_ndjson, ndjson_batches, rss_anon_bytes, rss_bytes};
 use auditlog_engine::{Engine, EngineConfig, SyncPolicy};
 use clap::{Parser, Subcommand};
 
@@ -44,6 +44,12 @@ enum Cmd {
         /// Distinct batches generated up front and reused in turn.
         #[arg(long, default_value_t = 400)]
         pool: usize,
+    },
+    /// Open an existing store, run a set of queries, report memory: what
+    /// the engine holds for a store of this size beyond the page cache.
+    Open {
+        #[arg(long)]
+        dir: std::path::PathBuf,
     },
 }
 
@@ -131,7 +137,44 @@ fn main() -> Result<()> {
                     "ndjson_bytes": raw,
                     "disk_per_ndjson_byte": disk / raw,
                     "rss_mib": rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
+                    "rss_anon_mib": rss_anon_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
                     "batch": batch, "threads": threads, "level": level, "block_bytes": block_bytes,
+                })
+            );
+            Ok(())
+        }
+        Cmd::Open { dir } => {
+            let started = Instant::now();
+            let (engine, report) = Engine::open(&dir, EngineConfig::default())?;
+            let open_ms = started.elapsed().as_secs_f64() * 1e3;
+            let snap = engine.snapshot();
+            let filters = [
+                "action_name = 'items.update'",
+                "actor.type = 'user' AND actor.id = 'rare-7'",
+                "request.path = '/items/239408/publish'",
+                "action_name = 'items.create' AND request.payload.data.relationships.item_type.data.id = '855832'",
+            ];
+            let mut pages = Vec::new();
+            for f in filters {
+                let filter = auditlog_engine::query::parse_filter(f)?;
+                let q = auditlog_engine::query::Query {
+                    filter: Some(filter.clone()),
+                    limit: 100,
+                    ..Default::default()
+                };
+                let t = Instant::now();
+                let n = snap.query(&q)?.events.len();
+                let count = snap.count(Some(&filter), Default::default())?;
+                pages.push(serde_json::json!({"filter": f, "page": n, "count": count, "ms": t.elapsed().as_secs_f64() * 1e3}));
+            }
+            let stats = engine.stats();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "events": stats.events, "segments": stats.segments, "disk_bytes": stats.disk_bytes,
+                    "quarantined": report.quarantined.len(), "open_ms": open_ms, "queries": pages,
+                    "rss_mib": rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
+                    "rss_anon_mib": rss_anon_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
                 })
             );
             Ok(())

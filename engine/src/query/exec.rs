@@ -79,8 +79,12 @@ impl Cursor {
 
     pub fn decode(s: &str) -> Result<Cursor> {
         let bad = Error::BadCursor;
-        if s.len() != 76 || !s.is_ascii() {
+        if s.len() != 76 {
             return Err(bad("wrong length"));
+        }
+        // Lower-case hex only, so each cursor has exactly one spelling.
+        if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad("not hexadecimal"));
         }
         let bytes: Vec<u8> = (0..38)
             .map(|i| {

@@ -22,9 +22,13 @@ struct SimFile {
     durable: Vec<u8>,
 }
 
+/// A file's bytes, shared by its directory entry and every open handle:
+/// like an inode, it outlives an unlink while handles hold it.
+type Inode = Arc<Mutex<SimFile>>;
+
 #[derive(Debug, Default)]
 struct State {
-    files: BTreeMap<PathBuf, SimFile>,
+    files: BTreeMap<PathBuf, Inode>,
     dirs: BTreeSet<PathBuf>,
     capacity: Option<u64>,
     fail_writes: u32,
@@ -33,7 +37,10 @@ struct State {
 
 impl State {
     fn used(&self) -> u64 {
-        self.files.values().map(|f| f.data.len() as u64).sum()
+        self.files
+            .values()
+            .map(|f| f.lock().data.len() as u64)
+            .sum()
     }
 }
 
@@ -74,6 +81,7 @@ impl SimFs {
         let s = self.state.lock();
         let mut files = BTreeMap::new();
         for (path, f) in &s.files {
+            let f = f.lock();
             let mut data = f.durable.clone();
             if f.data.starts_with(&f.durable) {
                 let extra = f.data.get(f.durable.len()..).unwrap_or_default();
@@ -82,10 +90,10 @@ impl SimFs {
             }
             files.insert(
                 path.clone(),
-                SimFile {
+                Arc::new(Mutex::new(SimFile {
                     durable: data.clone(),
                     data,
-                },
+                })),
             );
         }
         SimFs {
@@ -98,17 +106,21 @@ impl SimFs {
     }
 
     pub fn file(&self, path: &Path) -> Option<Vec<u8>> {
-        self.state.lock().files.get(path).map(|f| f.data.clone())
+        self.state
+            .lock()
+            .files
+            .get(path)
+            .map(|f| f.lock().data.clone())
     }
 
     /// Replaces a file's bytes, durably (for damage and tampering tests).
     pub fn put_file(&self, path: &Path, bytes: Vec<u8>) {
         self.state.lock().files.insert(
             path.to_path_buf(),
-            SimFile {
+            Arc::new(Mutex::new(SimFile {
                 durable: bytes.clone(),
                 data: bytes,
-            },
+            })),
         );
     }
 
@@ -129,7 +141,7 @@ fn not_found(path: &Path) -> io::Error {
 
 struct SimAppend {
     state: Arc<Mutex<State>>,
-    path: PathBuf,
+    file: Inode,
 }
 
 impl AppendFile for SimAppend {
@@ -140,10 +152,8 @@ impl AppendFile for SimAppend {
             return Err(io::Error::other("injected write failure"));
         }
         let room = s.capacity.map(|c| c.saturating_sub(s.used()));
-        let f = s
-            .files
-            .get_mut(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
+        drop(s);
+        let mut f = self.file.lock();
         match room {
             Some(room) if (buf.len() as u64) > room => {
                 f.data
@@ -162,43 +172,27 @@ impl AppendFile for SimAppend {
             s.fail_syncs -= 1;
             return Err(io::Error::other("injected sync failure"));
         }
-        let f = s
-            .files
-            .get_mut(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
+        drop(s);
+        let mut f = self.file.lock();
         f.durable = f.data.clone();
         Ok(())
     }
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        let mut s = self.state.lock();
-        let f = s
-            .files
-            .get_mut(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
-        f.data.truncate(len as usize);
+        self.file.lock().data.truncate(len as usize);
         Ok(())
     }
     fn len(&self) -> u64 {
-        self.state
-            .lock()
-            .files
-            .get(&self.path)
-            .map_or(0, |f| f.data.len() as u64)
+        self.file.lock().data.len() as u64
     }
 }
 
 struct SimRead {
-    state: Arc<Mutex<State>>,
-    path: PathBuf,
+    file: Inode,
 }
 
 impl ReadAt for SimRead {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let s = self.state.lock();
-        let f = s
-            .files
-            .get(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
+        let f = self.file.lock();
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
         let src = f
             .data
@@ -233,38 +227,47 @@ impl FileSystem for SimFs {
         if s.files.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        s.files.insert(path.to_path_buf(), SimFile::default());
+        let file = Inode::default();
+        s.files.insert(path.to_path_buf(), file.clone());
         Ok(Box::new(SimAppend {
             state: self.state.clone(),
-            path: path.to_path_buf(),
+            file,
         }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        if !self.state.lock().files.contains_key(path) {
-            return Err(not_found(path));
-        }
+        let file = self
+            .state
+            .lock()
+            .files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
         Ok(Box::new(SimAppend {
             state: self.state.clone(),
-            path: path.to_path_buf(),
+            file,
         }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadAt>> {
-        if !self.state.lock().files.contains_key(path) {
-            return Err(not_found(path));
-        }
-        Ok(Box::new(SimRead {
-            state: self.state.clone(),
-            path: path.to_path_buf(),
-        }))
+        let file = self
+            .state
+            .lock()
+            .files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
+        Ok(Box::new(SimRead { file }))
     }
     fn read_all(&self, path: &Path) -> io::Result<FileBytes> {
         let s = self.state.lock();
         let f = s.files.get(path).ok_or_else(|| not_found(path))?;
-        Ok(Arc::new(f.data.clone()))
+        let data = f.lock().data.clone();
+        Ok(Arc::new(data))
     }
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         let s = self.state.lock();
-        Ok(s.files.get(path).ok_or_else(|| not_found(path))?.data.len() as u64)
+        let f = s.files.get(path).ok_or_else(|| not_found(path))?;
+        let len = f.lock().data.len() as u64;
+        Ok(len)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
