@@ -17,7 +17,6 @@ use crate::query::ast::{CmpOp, Filter, Literal};
 use crate::query::eval::CompiledFilter;
 use crate::query::plan::Plan;
 use crate::segment::block::DecodedBlock;
-use crate::segment::format::BlockMeta;
 use crate::segment::SegmentView;
 use crate::types::{Order, SegmentId, TimeRange, Timestamp};
 use crate::Snapshot;
@@ -133,14 +132,8 @@ struct BlockCache {
 impl BlockCache {
     const MAX_BLOCKS: usize = 256;
 
-    fn get(
-        &mut self,
-        seg: &SegmentView,
-        blocks: &[BlockMeta],
-        ordinal: u32,
-    ) -> Result<Option<Arc<DecodedBlock>>> {
-        let i = blocks.partition_point(|b| b.first_ordinal <= ordinal);
-        let Some(meta) = i.checked_sub(1).and_then(|i| blocks.get(i)) else {
+    fn get(&mut self, seg: &SegmentView, ordinal: u32) -> Result<Option<Arc<DecodedBlock>>> {
+        let Some(meta) = seg.block_for(ordinal) else {
             return Ok(None);
         };
         let key = (seg.id(), meta.offset);
@@ -150,7 +143,7 @@ impl BlockCache {
         if self.blocks.len() >= Self::MAX_BLOCKS {
             self.blocks.clear();
         }
-        let block = seg.read_block(meta)?;
+        let block = seg.read_block(&meta)?;
         self.blocks.insert(key, block.clone());
         Ok(Some(block))
     }
@@ -243,7 +236,6 @@ impl Prepared {
     fn matches(
         &self,
         seg: &SegmentView,
-        blocks: &[BlockMeta],
         cache: &mut BlockCache,
         ordinal: u32,
         exact: bool,
@@ -251,7 +243,7 @@ impl Prepared {
         let Some(residual) = self.residual.as_ref().filter(|_| !exact) else {
             return Ok(true);
         };
-        let Some(block) = cache.get(seg, blocks, ordinal)? else {
+        let Some(block) = cache.get(seg, ordinal)? else {
             return Ok(false);
         };
         let json = block.json(ordinal).unwrap_or_default();
@@ -306,12 +298,11 @@ impl Prepared {
                 total += keyed.len() as u64;
                 continue;
             }
-            let blocks = seg.blocks();
             let mut cache = BlockCache::default();
             // Block order makes neighbouring candidates share a decode.
             keyed.sort_unstable_by_key(|(_, o)| *o);
             for (_, o) in keyed {
-                if self.matches(seg, &blocks, &mut cache, o, false)? {
+                if self.matches(seg, &mut cache, o, false)? {
                     total += 1;
                 }
             }
@@ -382,7 +373,6 @@ impl Prepared {
             }
             let seg_order = seg.order();
             let span = self.span(&seg_order);
-            let blocks = seg.blocks();
             let id = seg.id();
             let key_of = |(ts, ordinal): (Timestamp, u32)| Key {
                 ts,
@@ -422,7 +412,7 @@ impl Prepared {
                     if !better(&k, &found) || taken >= limit {
                         break;
                     }
-                    if self.matches(seg, &blocks, &mut cache, k.ordinal, exact)? {
+                    if self.matches(seg, &mut cache, k.ordinal, exact)? {
                         accept(k, &mut found);
                         taken += 1;
                     }
@@ -465,7 +455,7 @@ impl Prepared {
                         if !better(&k, &found) || taken >= limit {
                             break 'walk;
                         }
-                        if self.matches(seg, &blocks, &mut cache, k.ordinal, exact)? {
+                        if self.matches(seg, &mut cache, k.ordinal, exact)? {
                             accept(k, &mut found);
                             taken += 1;
                         }
@@ -476,11 +466,7 @@ impl Prepared {
         let mut events = Vec::with_capacity(found.len());
         for (k, si) in &found {
             let Some(seg) = segs.get(*si) else { continue };
-            let blocks = seg.blocks();
-            if let Some(e) = cache
-                .get(seg, &blocks, k.ordinal)?
-                .and_then(|b| b.event(k.ordinal))
-            {
+            if let Some(e) = cache.get(seg, k.ordinal)?.and_then(|b| b.event(k.ordinal)) {
                 events.push(e);
             }
         }

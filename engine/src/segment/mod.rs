@@ -179,17 +179,32 @@ impl SegmentView {
         }
     }
 
+    /// The block holding `ordinal`: a binary search of the directory, in
+    /// place (queries call this per candidate; copying the directory, tens
+    /// of thousands of entries, would make each query O(segment)).
+    pub fn block_for(&self, ordinal: u32) -> Option<BlockMeta> {
+        if ordinal >= self.event_count() {
+            return None;
+        }
+        let find = |blocks: &[BlockMeta]| {
+            let i = blocks.partition_point(|b| b.first_ordinal <= ordinal);
+            i.checked_sub(1).and_then(|i| blocks.get(i)).copied()
+        };
+        match self {
+            SegmentView::Sealed { seg, .. } => find(seg.blocks()),
+            SegmentView::Head { seg, blocks, .. } => {
+                let st = seg.state();
+                find(st.blocks.get(..*blocks).unwrap_or_default())
+            }
+        }
+    }
+
     /// Reads one event by ordinal.
     pub fn event(&self, ordinal: u32) -> Result<Option<StoredEvent>> {
-        let blocks = self.blocks();
-        let i = blocks.partition_point(|b| b.first_ordinal <= ordinal);
-        let Some(meta) = i.checked_sub(1).and_then(|i| blocks.get(i)) else {
-            return Ok(None);
-        };
-        if ordinal >= self.event_count() {
-            return Ok(None);
+        match self.block_for(ordinal) {
+            Some(meta) => Ok(self.read_block(&meta)?.event(ordinal)),
+            None => Ok(None),
         }
-        Ok(self.read_block(meta)?.event(ordinal))
     }
 }
 
