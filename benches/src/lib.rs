@@ -22,13 +22,8 @@ pub fn ingest_ndjson(engine: &Engine, body: &[u8]) -> anyhow::Result<usize> {
     let now = Timestamp::now();
     let limits = &engine.config().limits;
     let mut events = Vec::with_capacity(1024);
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
-        let line = body.get(start..end).unwrap_or_default();
-        start = end + 1;
-        if !line.is_empty() {
-            events.push(auditlog_engine::event::prepare_event(line, now, limits)?);
-        }
+    for (_, line) in auditlog_engine::event::ndjson_lines(body) {
+        events.push(auditlog_engine::event::prepare_event(line, now, limits)?);
     }
     Ok(engine.append(events)?.len())
 }

@@ -188,6 +188,21 @@ pub fn prepare_event(
     })
 }
 
+/// The non-blank lines of an NDJSON body with their 1-based line numbers
+/// (a trailing `\r` is dropped, so CRLF bodies work too).
+pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .chain(std::iter::once(body.len()))
+        .enumerate()
+        .filter_map(move |(i, end)| {
+            let line = body.get(start..end).unwrap_or_default();
+            start = end + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (!line.iter().all(u8::is_ascii_whitespace)).then_some((i + 1, line))
+        })
+}
+
 /// Reads the index keys back from stored canonical JSON (used when a
 /// segment's in-memory indexes are rebuilt after a restart).
 pub fn keys_of_stored(json: &[u8]) -> Result<IndexKeys, EventError> {
@@ -518,6 +533,22 @@ mod tests {
             "x".repeat(1 << 20)
         );
         assert!(matches!(prep(&big), Err(EventError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn ndjson_lines_number_lines_and_skip_blank_ones() {
+        let body = b"{\"a\":1}\r\n\n  \n{\"b\":2}\n{\"c\":3}";
+        let lines: Vec<(usize, &[u8])> = ndjson_lines(body).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (1, &b"{\"a\":1}"[..]),
+                (4, &b"{\"b\":2}"[..]),
+                (5, &b"{\"c\":3}"[..])
+            ]
+        );
+        assert_eq!(ndjson_lines(b"").count(), 0);
+        assert_eq!(ndjson_lines(b"\n\n").count(), 0);
     }
 
     #[test]

@@ -108,12 +108,18 @@ fn ingest_query_errors_and_restart() {
         (201, Some("01FC31EHYYR0MF7J7GEJK2TFM0"))
     );
 
-    // Batches are all or nothing, and say which lines failed.
-    let (status, body) = post(&c, &s, "application/x-ndjson", "{\"action_name\":\"ok\",\"actor\":{\"type\":\"u\",\"id\":\"1\"}}\n{\"action_name\":\"ok\"}\nnot json\n");
+    // Batches are all or nothing, and say which lines failed (line numbers
+    // count blank lines too).
+    let (status, body) = post(
+        &c,
+        &s,
+        "application/x-ndjson",
+        "{\"action_name\":\"ok\",\"actor\":{\"type\":\"u\",\"id\":\"1\"}}\n\n{\"action_name\":\"ok\"}\nnot json\n",
+    );
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["lines"][0]["line"], 2);
+    assert_eq!(body["error"]["lines"][0]["line"], 3);
     assert_eq!(body["error"]["lines"][0]["field"], "actor");
-    assert_eq!(body["error"]["lines"][1]["line"], 3);
+    assert_eq!(body["error"]["lines"][1]["line"], 4);
     assert_eq!(get(&c, &s, "/v1/events/count", &[]).1["count"], 51);
 
     // Filters, counts, one event.

@@ -14,6 +14,10 @@ use auditlog_benches::{dir_bytes, ingest_ndjson, ndjson_batches, rss_anon_bytes,
 use auditlog_engine::{Engine, EngineConfig, SyncPolicy};
 use clap::{Parser, Subcommand};
 
+// The same allocator as the `auditlog` binary, so figures match the server.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]

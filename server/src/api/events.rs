@@ -25,15 +25,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
 }
 
-/// Splits a body into event documents: NDJSON lines, or one JSON value
-/// (an object, or an array of objects).
-fn split_body(body: &[u8], ndjson: bool) -> Result<Vec<&[u8]>, ApiError> {
+/// Splits a body into numbered event documents: NDJSON lines (numbered by
+/// line), or one JSON value (an object, or an array of objects numbered
+/// from 1).
+fn split_body(body: &[u8], ndjson: bool) -> Result<Vec<(usize, &[u8])>, ApiError> {
     if ndjson {
-        return Ok(body
-            .split(|&b| b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .collect());
+        return Ok(auditlog_engine::event::ndjson_lines(body).collect());
     }
     let trimmed = body.trim_ascii_start();
     if trimmed.first() == Some(&b'[') {
@@ -44,9 +41,13 @@ fn split_body(body: &[u8], ndjson: bool) -> Result<Vec<&[u8]>, ApiError> {
                     format!("body is not a JSON array of events: {e}"),
                 )
             })?;
-        return Ok(items.into_iter().map(|r| r.get().as_bytes()).collect());
+        return Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r.get().as_bytes()))
+            .collect());
     }
-    Ok(vec![body])
+    Ok(vec![(1, body)])
 }
 
 pub async fn ingest(
@@ -94,7 +95,7 @@ pub async fn ingest(
         let mut prepared: Vec<PreparedEvent> = Vec::with_capacity(docs.len());
         let mut failures = Vec::new();
         let mut failed = 0usize;
-        for (i, doc) in docs.iter().enumerate() {
+        for &(line, doc) in &docs {
             match engine.prepare(doc) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
@@ -106,7 +107,7 @@ pub async fn ingest(
                             }
                             other => (None, other.to_string()),
                         };
-                        failures.push(json!({"line": i + 1, "field": field, "message": message}));
+                        failures.push(json!({"line": line, "field": field, "message": message}));
                     }
                 }
             }
