@@ -120,18 +120,17 @@ impl HeadSegment {
         self.state.read()
     }
 
-    /// Ordinals `0..visible` in key order.
+    /// Ordinals in key order, covering at least `0..visible` (possibly more:
+    /// a reader of an older snapshot skips ordinals beyond its view rather
+    /// than sorting a copy of its own on every page).
     pub fn key_order(&self, visible: u32) -> Arc<Vec<u32>> {
         let mut cached = self.order.lock();
         let covered = cached.len() as u32;
-        if covered == visible {
+        if covered >= visible {
             return cached.clone();
         }
         let st = self.state.read();
-        let next = if covered > visible {
-            // An older snapshot: build its own order without touching the cache.
-            return Arc::new(st.sorted_ordinals(0, visible));
-        } else {
+        let next = {
             let fresh = st.sorted_ordinals(covered, visible);
             let mut merged = Vec::with_capacity(visible as usize);
             let old: &[u32] = cached.as_slice();

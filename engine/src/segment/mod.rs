@@ -175,6 +175,7 @@ impl SegmentView {
             SegmentView::Head { seg, events, .. } => SegmentOrder::Head {
                 order: seg.key_order(*events),
                 seg: seg.clone(),
+                events: *events,
             },
         }
     }
@@ -216,9 +217,12 @@ pub enum SegmentOrder {
         seg: Arc<SealedSegment>,
         events: u32,
     },
+    /// `order` covers at least the first `events` ordinals (it may cover
+    /// more when a newer reader extended it; those are skipped).
     Head {
         seg: Arc<HeadSegment>,
         order: Arc<Vec<u32>>,
+        events: u32,
     },
 }
 
@@ -238,8 +242,7 @@ impl SegmentOrder {
 
     fn visible(&self) -> u32 {
         match self {
-            SegmentOrder::Sealed { events, .. } => *events,
-            SegmentOrder::Head { order, .. } => order.len() as u32,
+            SegmentOrder::Sealed { events, .. } | SegmentOrder::Head { events, .. } => *events,
         }
     }
 
@@ -257,7 +260,7 @@ impl SegmentOrder {
                     }
                 }
             }
-            SegmentOrder::Head { seg, order } => {
+            SegmentOrder::Head { seg, order, .. } => {
                 let st = seg.state();
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
@@ -285,13 +288,15 @@ impl SegmentOrder {
                     }
                 }
             }
-            SegmentOrder::Head { seg, order } => {
+            SegmentOrder::Head { seg, order, .. } => {
                 let st = seg.state();
                 for &o in order
                     .get(range.start as usize..range.end as usize)
                     .unwrap_or_default()
                 {
-                    out.push((st.ts(o), o));
+                    if o < visible {
+                        out.push((st.ts(o), o));
+                    }
                 }
             }
         }
