@@ -60,6 +60,10 @@ pub enum Error {
 
     #[error("{0}")]
     Config(String),
+
+    /// A bug: a worker thread panicked. Never the caller's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -273,6 +273,10 @@ impl Prepared {
     pub fn count(&self, snap: &Snapshot) -> Result<u64> {
         let range = self.plan.range;
         let mut total = 0u64;
+        // Segments whose events must be read are counted on all cores:
+        // that work is independent per segment and dominated by
+        // decompression.
+        let mut to_scan: Vec<(&SegmentView, Vec<u32>)> = Vec::new();
         for seg in self.segments(snap) {
             let (candidates, exact) = self.plan.candidates(seg)?;
             if candidates.is_empty() {
@@ -298,16 +302,61 @@ impl Prepared {
                 total += keyed.len() as u64;
                 continue;
             }
-            let mut cache = BlockCache::default();
             // Block order makes neighbouring candidates share a decode.
-            keyed.sort_unstable_by_key(|(_, o)| *o);
-            for (_, o) in keyed {
-                if self.matches(seg, &mut cache, o, false)? {
-                    total += 1;
-                }
+            let mut ordinals: Vec<u32> = keyed.into_iter().map(|(_, o)| o).collect();
+            ordinals.sort_unstable();
+            to_scan.push((seg, ordinals));
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(to_scan.len());
+        if workers <= 1 {
+            for (seg, ordinals) in &to_scan {
+                total += self.count_matching(seg, ordinals)?;
             }
+            return Ok(total);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut sum = 0u64;
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((seg, ordinals)) = to_scan.get(i) else {
+                                return Ok(sum);
+                            };
+                            sum += self.count_matching(seg, ordinals)?;
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("a counting thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            total += r?;
         }
         Ok(total)
+    }
+
+    /// How many of `ordinals` (sorted) match the residual filter.
+    fn count_matching(&self, seg: &SegmentView, ordinals: &[u32]) -> Result<u64> {
+        let mut cache = BlockCache::default();
+        let mut n = 0u64;
+        for &o in ordinals {
+            if self.matches(seg, &mut cache, o, false)? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Positions of `order` inside the time range.

@@ -71,6 +71,10 @@ impl From<EngineError> for ApiError {
                 "storage_full",
                 "the disk is full; the events were not stored",
             ),
+            EngineError::Internal(_) => {
+                tracing::error!(error = %e, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
             EngineError::Corrupt { .. } => {
                 tracing::error!(error = %e, "damaged data met while serving");
                 ApiError::new(
