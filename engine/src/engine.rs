@@ -671,6 +671,12 @@ impl Engine {
                 inner.caches.clone(),
             )?;
             w.next_segment += 1;
+            let expected = if cfg.dictionary && w.dicts.newest().is_none() {
+                cfg.dict_bootstrap_events.min(cfg.max_segment_events)
+            } else {
+                cfg.max_segment_events
+            };
+            writer.head.reserve(expected as usize);
             inner.state.write().head = Some(writer.head.clone());
             *inner.current_dict.write() = dict;
             w.head = Some(writer);

@@ -120,6 +120,18 @@ impl HeadSegment {
         self.state.read()
     }
 
+    /// Makes room for `events` more events in the columns up front: growing
+    /// them step by step copies them and faults in fresh pages each time.
+    /// They fill sequentially, so untouched capacity costs no memory. The
+    /// id map is left to grow: its inserts land anywhere in the table, so a
+    /// table sized for a full segment would become resident even in a
+    /// small store.
+    pub fn reserve(&self, events: usize) {
+        let mut st = self.state.write();
+        st.ts.reserve(events);
+        st.ids.reserve(events);
+    }
+
     /// Ordinals in key order, covering at least `0..visible` (possibly more:
     /// a reader of an older snapshot skips ordinals beyond its view rather
     /// than sorting a copy of its own on every page).
