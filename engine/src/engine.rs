@@ -359,8 +359,21 @@ impl Engine {
                         Ok((writer, rec)) => {
                             report.head_events = rec.events;
                             report.head_cut_bytes = rec.cut_bytes;
-                            if rec.cut_bytes > 0 {
-                                tracing::warn!(file = %path.display(), bytes = rec.cut_bytes, "cut torn tail of head segment");
+                            match (&rec.saved, rec.damaged) {
+                                (Some(saved), true) => {
+                                    let why = format!(
+                                        "head segment damaged at byte {}: the {} bytes from there on are set aside \
+                                         (valid blocks follow the damage; after a power cut they may also be \
+                                         unacknowledged writes that reached the disk out of order)",
+                                        rec.cut_offset, rec.cut_bytes
+                                    );
+                                    tracing::error!(file = %path.display(), "{why}");
+                                    report.quarantined.push((saved.clone(), why));
+                                }
+                                (Some(_), false) => {
+                                    tracing::warn!(file = %path.display(), bytes = rec.cut_bytes, "cut the torn tail of the head segment (unacknowledged writes)");
+                                }
+                                (None, _) => {}
                             }
                             head = Some(writer);
                         }

@@ -91,13 +91,9 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         }
 
         let (engine, report) = Engine::open(dir.path(), config()).unwrap();
-        assert!(
-            report
-                .quarantined
-                .iter()
-                .all(|(p, _)| p.to_string_lossy().contains(".tail-at-")),
-            "round {round}: {report:?}"
-        );
+        // A process crash loses only what was not yet written: a torn
+        // tail at most, never something reported as damage.
+        assert!(report.quarantined.is_empty(), "round {round}: {report:?}");
         let mut seen = HashSet::new();
         let mut batches: HashMap<String, (u64, u64)> = HashMap::new();
         for e in engine.snapshot().events() {

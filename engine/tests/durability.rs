@@ -109,6 +109,40 @@ fn truncation_at_every_offset_keeps_every_whole_batch() {
 }
 
 #[test]
+fn damage_in_the_middle_of_the_head_is_reported_and_kept_not_passed_off_as_a_torn_tail() {
+    let fs = SimFs::new();
+    let cfg = EngineConfig {
+        max_segment_events: 10_000,
+        ..small_config()
+    };
+    let (acked, ends) = fill(&fs, cfg, 6, 5);
+    let head = segment_files(&fs).pop().unwrap();
+    let mut damaged = fs.file(&head).unwrap();
+    // Damage the third batch; batches four to six stay whole after it.
+    damaged[ends[1] as usize + 90] ^= 0x40;
+    fs.put_file(&head, damaged.clone());
+    let (engine, report) = auditlog_engine::Engine::open_with(
+        std::sync::Arc::new(fs.clone()),
+        Path::new("/data"),
+        small_config(),
+    )
+    .unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    let (saved, why) = &report.quarantined[0];
+    assert!(why.contains("damaged at byte"), "{why}");
+    assert!(saved.to_string_lossy().contains(".damaged-tail-at-"));
+    assert!(
+        fs.file(saved).unwrap() == damaged[ends[1] as usize..],
+        "kept byte for byte, as found"
+    );
+    let served = all_events(&engine);
+    assert_eq!(served.len(), 10, "the two whole batches before the damage");
+    for e in served {
+        assert_eq!(acked.get(&e.id), Some(&e.json));
+    }
+}
+
+#[test]
 fn a_flipped_byte_anywhere_is_never_served_as_truth() {
     let fs = SimFs::new();
     let (acked, _) = fill(&fs, small_config(), 12, 7);

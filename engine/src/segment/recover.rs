@@ -17,8 +17,17 @@ use crate::segment::head::{replay_block, HeadState, HeadWriter};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeadRecovery {
     pub events: u32,
-    /// Bytes of torn or unacknowledged tail removed.
+    /// Bytes cut from the end of the file (kept in quarantine), and where
+    /// the cut began.
     pub cut_bytes: u64,
+    pub cut_offset: u64,
+    /// Where the cut bytes were saved.
+    pub saved: Option<PathBuf>,
+    /// True when whole, valid blocks follow the first bad one: not the
+    /// signature of a crash during an append (which loses a suffix), but of
+    /// damage, or of un-synced pages that reached the disk out of order in
+    /// a power cut. Reported as damage either way.
+    pub damaged: bool,
 }
 
 /// Reopens `path` as the head segment. An `Err` means the file cannot be
@@ -94,20 +103,24 @@ pub fn recover_head(
         }
     }
     let cut_bytes = file.len() as u64 - state.end_offset;
+    let damaged = valid_block_after(file, at, &path, dict.as_ref());
+    let mut saved = None;
     if cut_bytes > 0 {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("segment");
-        let keep = quarantine.join(format!("{name}.tail-at-{}", state.end_offset));
+        let kind = if damaged { "damaged-tail" } else { "torn-tail" };
+        let keep = quarantine.join(format!("{name}.{kind}-at-{}", state.end_offset));
         let tail = file.get(state.end_offset as usize..).unwrap_or_default();
-        let saved = fs.create_new(&keep).and_then(|mut f| {
+        let written = fs.create_new(&keep).and_then(|mut f| {
             f.append(tail)?;
             f.sync_data()
         });
-        saved
+        written
             .and_then(|()| fs.sync_dir(quarantine))
             .map_err(|e| Error::io(&keep, e))?;
+        saved = Some(keep);
     }
     drop(bytes);
 
@@ -119,10 +132,45 @@ pub fn recover_head(
     }
     let reader = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
     let events = state.event_count();
+    let end_offset = state.end_offset;
     Ok((
         HeadWriter::from_parts(path, header, dict, cache, out, reader, state),
-        HeadRecovery { events, cut_bytes },
+        HeadRecovery {
+            events,
+            cut_bytes,
+            cut_offset: end_offset,
+            saved,
+            damaged,
+        },
     ))
+}
+
+/// True if a whole, valid block starts anywhere after `from`.
+fn valid_block_after(
+    file: &[u8],
+    from: u64,
+    path: &Path,
+    dict: Option<&crate::segment::dict::Dictionary>,
+) -> bool {
+    let magic = crate::segment::format::BLOCK_MAGIC.to_le_bytes();
+    let start = (from as usize).saturating_add(1);
+    let rest = file.get(start..).unwrap_or_default();
+    memchr::memmem::find_iter(rest, &magic).any(|i| {
+        let at = start + i;
+        let bytes = file.get(at..).unwrap_or_default();
+        BlockHeader::decode(bytes).is_some_and(|h| {
+            let meta = BlockMeta {
+                offset: at as u64,
+                compressed_len: h.compressed_len,
+                raw_len: h.raw_len,
+                first_ordinal: h.first_ordinal,
+                event_count: h.event_count,
+                min_ts: h.min_ts,
+                max_ts: h.max_ts,
+            };
+            decode_block(path, &meta, bytes, dict).is_ok()
+        })
+    })
 }
 
 pub fn check_identity(path: &Path, header: &SegmentHeader, store_id: &[u8; 16]) -> Result<()> {
