@@ -927,7 +927,11 @@ impl Engine {
         s
     }
 
-    /// Checks every checksum of every live segment; returns the damage found.
+    /// Checks every checksum of every live segment and returns the damage
+    /// found. A damaged sealed segment is set aside: moved to
+    /// `quarantine/` (never deleted) and no longer served, so that queries
+    /// over the rest stop failing on it. (Readers holding an older snapshot
+    /// keep their view; they still never get a damaged event.)
     pub fn verify(&self) -> Vec<Error> {
         let mut damage = Vec::new();
         for seg in self.snapshot().segments {
@@ -935,6 +939,9 @@ impl Engine {
                 SegmentView::Sealed { seg, .. } => {
                     if let Err(e) = seg.verify_blocks() {
                         damage.push(e);
+                        if let Err(moved) = self.set_aside(seg) {
+                            damage.push(moved);
+                        }
                     }
                 }
                 SegmentView::Head { seg: head, .. } => {
@@ -948,6 +955,26 @@ impl Engine {
             }
         }
         damage
+    }
+
+    /// Removes a sealed segment from the live set and moves its file to
+    /// `quarantine/`.
+    fn set_aside(&self, seg: &Arc<SealedSegment>) -> Result<()> {
+        let inner = &self.inner;
+        let _writer = inner.writer.lock();
+        {
+            let mut state = inner.state.write();
+            let kept: Vec<Arc<SealedSegment>> = state
+                .sealed
+                .iter()
+                .filter(|s| s.id != seg.id)
+                .cloned()
+                .collect();
+            state.sealed = Arc::new(kept);
+        }
+        let to = inner.dir.quarantine(inner.fs.as_ref(), &seg.path)?;
+        tracing::error!(segment = %seg.id, to = %to.display(), "damaged segment set aside");
+        Ok(())
     }
 
     /// Flushes and releases the store. Dropping the engine does the same,
