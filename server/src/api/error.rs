@@ -80,7 +80,10 @@ impl From<EngineError> for ApiError {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "damaged_data",
-                    e.to_string(),
+                    format!(
+                        "{e}; nothing damaged was served. \
+                         Run `auditlog verify` to set the damaged segment aside"
+                    ),
                 )
             }
             _ => {
