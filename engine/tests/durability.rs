@@ -65,15 +65,22 @@ fn served_events_are_genuine(fs: &SimFs, known: &HashMap<EventId, Vec<u8>>) -> u
     count
 }
 
-#[test]
-fn truncation_at_every_offset_keeps_every_whole_batch() {
-    let fs = SimFs::new();
+/// Six acknowledged batches of five events, all in the head segment:
+/// (acknowledged events, head length after each batch, head path).
+fn six_batches_in_one_head(fs: &SimFs) -> (HashMap<EventId, Vec<u8>>, Vec<u64>, PathBuf) {
     let cfg = EngineConfig {
         max_segment_events: 10_000,
         ..small_config()
     };
-    let (acked, ends) = fill(&fs, cfg, 6, 5);
-    let head = segment_files(&fs).pop().unwrap();
+    let (acked, ends) = fill(fs, cfg, 6, 5);
+    let head = segment_files(fs).pop().unwrap();
+    (acked, ends, head)
+}
+
+#[test]
+fn truncation_at_every_offset_keeps_every_whole_batch() {
+    let fs = SimFs::new();
+    let (acked, ends, head) = six_batches_in_one_head(&fs);
     let bytes = fs.file(&head).unwrap();
     assert_eq!(bytes.len() as u64, *ends.last().unwrap());
     for cut in 0..=bytes.len() {
@@ -111,12 +118,7 @@ fn truncation_at_every_offset_keeps_every_whole_batch() {
 #[test]
 fn damage_in_the_middle_of_the_head_is_reported_and_kept_not_passed_off_as_a_torn_tail() {
     let fs = SimFs::new();
-    let cfg = EngineConfig {
-        max_segment_events: 10_000,
-        ..small_config()
-    };
-    let (acked, ends) = fill(&fs, cfg, 6, 5);
-    let head = segment_files(&fs).pop().unwrap();
+    let (acked, ends, head) = six_batches_in_one_head(&fs);
     let mut damaged = fs.file(&head).unwrap();
     // Damage the third batch; batches four to six stay whole after it.
     damaged[ends[1] as usize + 90] ^= 0x40;
