@@ -9,7 +9,7 @@ use std::path::Path;
 use auditlog_engine::testing::gen::{EventGenerator, GenConfig};
 use auditlog_engine::testing::SimFs;
 use auditlog_engine::{EngineConfig, EventId};
-use common::{all_events, open_sim};
+use common::{all_events, assert_all_acknowledged, open_sim, open_sim_report};
 
 fn dict_config() -> EngineConfig {
     EngineConfig {
@@ -81,12 +81,7 @@ fn sealed_segments_carry_their_dictionary() {
         bytes[n / 2] ^= 0xff;
         copy.put_file(&d, bytes);
     }
-    let (engine, report) = auditlog_engine::Engine::open_with(
-        std::sync::Arc::new(copy.clone()),
-        Path::new("/data"),
-        dict_config(),
-    )
-    .unwrap();
+    let (engine, report) = open_sim_report(&copy, dict_config());
     assert!(
         !report.quarantined.is_empty(),
         "damaged dictionaries are reported"
@@ -97,9 +92,7 @@ fn sealed_segments_carry_their_dictionary() {
         "sealed segments still serve: {}",
         served.len()
     );
-    for e in &served {
-        assert_eq!(stored.get(&e.id), Some(&e.json));
-    }
+    assert_all_acknowledged(&served, &stored);
     // The store keeps accepting events.
     engine
         .append_json(&[r#"{"action_name":"a","actor":{"type":"u","id":"1"}}"#])

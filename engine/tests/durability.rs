@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use auditlog_engine::testing::{Fault, SimFs};
 use auditlog_engine::{EngineConfig, Error, EventId, SyncPolicy};
-use common::{all_events, event_json, open_sim, small_config};
+use common::{
+    all_events, assert_all_acknowledged, event_json, open_sim, open_sim_report, small_config,
+};
 
 /// Appends `batches` batches of `size` events; returns every acknowledged
 /// event (id -> canonical json) and the head file's length after each batch.
@@ -106,9 +108,7 @@ fn truncation_at_every_offset_keeps_every_whole_batch() {
         }
         let events = all_events(&engine);
         assert_eq!(events.len(), whole_batches * 5, "cut at {cut}");
-        for e in &events {
-            assert_eq!(acked.get(&e.id), Some(&e.json));
-        }
+        assert_all_acknowledged(&events, &acked);
         // The store takes new appends after recovery.
         engine.append_json(&[event_json(999)]).unwrap();
         assert_eq!(all_events(&engine).len(), whole_batches * 5 + 1);
@@ -123,12 +123,7 @@ fn damage_in_the_middle_of_the_head_is_reported_and_kept_not_passed_off_as_a_tor
     // Damage the third batch; batches four to six stay whole after it.
     damaged[ends[1] as usize + 90] ^= 0x40;
     fs.put_file(&head, damaged.clone());
-    let (engine, report) = auditlog_engine::Engine::open_with(
-        std::sync::Arc::new(fs.clone()),
-        Path::new("/data"),
-        small_config(),
-    )
-    .unwrap();
+    let (engine, report) = open_sim_report(&fs, small_config());
     assert_eq!(report.quarantined.len(), 1, "{report:?}");
     let (saved, why) = &report.quarantined[0];
     assert!(why.contains("damaged at byte"), "{why}");
@@ -139,9 +134,7 @@ fn damage_in_the_middle_of_the_head_is_reported_and_kept_not_passed_off_as_a_tor
     );
     let served = all_events(&engine);
     assert_eq!(served.len(), 10, "the two whole batches before the damage");
-    for e in served {
-        assert_eq!(acked.get(&e.id), Some(&e.json));
-    }
+    assert_all_acknowledged(&served, &acked);
 }
 
 #[test]
@@ -269,12 +262,7 @@ fn damaged_sealed_segment_is_quarantined_and_the_rest_served() {
     let n = bytes.len();
     bytes[n - 40] ^= 0xff; // inside the section table / footer
     fs.put_file(victim, bytes);
-    let (engine, report) = auditlog_engine::Engine::open_with(
-        std::sync::Arc::new(fs.clone()),
-        Path::new("/data"),
-        small_config(),
-    )
-    .unwrap();
+    let (engine, report) = open_sim_report(&fs, small_config());
     assert_eq!(report.quarantined.len(), 1, "{report:?}");
     assert!(fs.file(victim).is_none(), "moved out of segments/");
     assert_eq!(
@@ -284,9 +272,7 @@ fn damaged_sealed_segment_is_quarantined_and_the_rest_served() {
     );
     let served = all_events(&engine);
     assert!(!served.is_empty() && served.len() < acked.len());
-    for e in served {
-        assert_eq!(acked.get(&e.id), Some(&e.json));
-    }
+    assert_all_acknowledged(&served, &acked);
 }
 
 #[test]
@@ -311,9 +297,7 @@ fn verify_sets_aside_a_sealed_segment_with_a_damaged_block_and_the_rest_serves()
     // Everything else serves, and a second verify is clean.
     let served = all_events(&engine);
     assert!(!served.is_empty() && served.len() < acked.len());
-    for e in served {
-        assert_eq!(acked.get(&e.id), Some(&e.json));
-    }
+    assert_all_acknowledged(&served, &acked);
     assert!(engine.verify().is_empty());
 }
 
@@ -326,12 +310,7 @@ fn segment_from_another_store_is_refused() {
     let foreign = segment_files(&a)[0].clone();
     let target = Path::new("/data/segments/00000000000000ff.seg");
     b.put_file(target, a.file(&foreign).unwrap());
-    let (_, report) = auditlog_engine::Engine::open_with(
-        std::sync::Arc::new(b.clone()),
-        Path::new("/data"),
-        small_config(),
-    )
-    .unwrap();
+    let (_, report) = open_sim_report(&b, small_config());
     assert!(
         report
             .quarantined

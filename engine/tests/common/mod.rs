@@ -7,6 +7,28 @@ use std::sync::Arc;
 use auditlog_engine::testing::SimFs;
 use auditlog_engine::{Engine, EngineConfig, StoredEvent};
 
+/// Opens the store in `/data` and returns the open report too.
+pub fn open_sim_report(fs: &SimFs, cfg: EngineConfig) -> (Engine, auditlog_engine::OpenReport) {
+    match Engine::open_with(Arc::new(fs.clone()), Path::new("/data"), cfg) {
+        Ok(opened) => opened,
+        Err(e) => panic!("open failed: {e}"),
+    }
+}
+
+/// Asserts every served event is one that was acknowledged, byte for byte.
+pub fn assert_all_acknowledged(
+    served: &[StoredEvent],
+    acked: &std::collections::HashMap<auditlog_engine::EventId, Vec<u8>>,
+) {
+    for e in served {
+        assert_eq!(
+            acked.get(&e.id),
+            Some(&e.json),
+            "served an event never acknowledged"
+        );
+    }
+}
+
 pub fn small_config() -> EngineConfig {
     EngineConfig {
         block_bytes: 512,
@@ -16,10 +38,7 @@ pub fn small_config() -> EngineConfig {
 }
 
 pub fn open_sim(fs: &SimFs, cfg: EngineConfig) -> Engine {
-    match Engine::open_with(Arc::new(fs.clone()), Path::new("/data"), cfg) {
-        Ok((engine, _)) => engine,
-        Err(e) => panic!("open failed: {e}"),
-    }
+    open_sim_report(fs, cfg).0
 }
 
 /// A small valid event; `n` makes it unique and varies its size.
