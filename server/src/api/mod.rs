@@ -2,6 +2,7 @@
 //! Handlers translate HTTP to engine calls and back; blocking engine work
 //! (syncs, scans) runs on tokio's blocking pool.
 
+pub mod auth;
 pub mod error;
 pub mod events;
 
