@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! <dir>/STORE          identity of this store (id, format version, CRC)
+//! <dir>/SEGMENT_FLOOR  lowest id a new segment may take, once retention has
+//!                      dropped segments (ids are never reused)
 //! <dir>/LOCK           held by the one process that has the store open
 //! <dir>/segments/      <segment id, 16 hex digits>.seg
 //! <dir>/quarantine/    damaged files set aside, never deleted by auditlog
@@ -15,6 +17,9 @@ use crate::segment::format::{u32_at, FORMAT_VERSION};
 
 const STORE_MAGIC: [u8; 8] = *b"AUDLSTOR";
 const STORE_LEN: usize = 32;
+const FLOOR_MAGIC: [u8; 8] = *b"AUDLSFLR";
+const FLOOR_LEN: usize = 24;
+const FLOOR_FILE: &str = "SEGMENT_FLOOR";
 
 pub struct DataDir {
     pub root: PathBuf,
@@ -83,6 +88,56 @@ impl DataDir {
         let _ = fs.sync_dir(&self.segments);
         Ok(to)
     }
+}
+
+impl DataDir {
+    /// The lowest id a new segment may take, as recorded when segments
+    /// were last dropped (`None`: never). Readers of the arrival-order feed
+    /// hold positions `(segment id, ordinal)`; reusing the id of a dropped
+    /// segment after a restart would put new events behind their positions.
+    pub fn segment_floor(&self, fs: &dyn FileSystem) -> Result<Option<u64>> {
+        let path = self.root.join(FLOOR_FILE);
+        match fs.read_all(&path) {
+            Ok(bytes) => decode_floor((*bytes).as_ref())
+                .map(Some)
+                .ok_or_else(|| Error::corrupt(&path, 0, "SEGMENT_FLOOR file is damaged")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Records that no segment id below `next` may be used again. Written
+    /// atomically before dropped segment files are removed.
+    pub fn set_segment_floor(&self, fs: &dyn FileSystem, next: u64) -> Result<()> {
+        let path = self.root.join(FLOOR_FILE);
+        fs.write_atomic(&path, &encode_floor(next))
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    pub fn segment_floor_path(&self) -> PathBuf {
+        self.root.join(FLOOR_FILE)
+    }
+}
+
+fn encode_floor(next: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(FLOOR_LEN);
+    b.extend_from_slice(&FLOOR_MAGIC);
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&next.to_le_bytes());
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_floor(b: &[u8]) -> Option<u64> {
+    if b.len() != FLOOR_LEN || b.get(..8)? != FLOOR_MAGIC || b.get(8..10)? != [1, 0] {
+        return None;
+    }
+    if u32_at(b, 20)? != crc32fast::hash(b.get(..20)?) {
+        return None;
+    }
+    crate::segment::format::u64_at(b, 12)
 }
 
 fn random_id() -> [u8; 16] {

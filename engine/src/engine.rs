@@ -323,6 +323,17 @@ impl Engine {
                 max_id = max_id.max(id);
             }
         }
+        // Ids of dropped segments are never handed out again (feed
+        // positions rely on it); a damaged floor file is set aside, as any
+        // damaged file.
+        match data.segment_floor(fs.as_ref()) {
+            Ok(Some(next)) => max_id = max_id.max(next.saturating_sub(1)),
+            Ok(None) => {}
+            Err(e) => {
+                let to = data.quarantine(fs.as_ref(), &data.segment_floor_path())?;
+                report.quarantined.push((to, e.to_string()));
+            }
+        }
         ids.sort();
         let mut sealed = Vec::new();
         let mut head = None;
@@ -886,6 +897,11 @@ impl Engine {
             gone
         };
         let mut report = DropReport::default();
+        if !expired.is_empty() {
+            inner
+                .dir
+                .set_segment_floor(inner.fs.as_ref(), w.next_segment)?;
+        }
         for seg in &expired {
             inner
                 .fs
