@@ -1,11 +1,13 @@
 //! Filters and queries: the filter language (`parse` into `ast`, checked by
 //! `eval`), the `plan` that maps it onto indexes, and `exec`, which runs it
-//! over a snapshot.
+//! over a snapshot; `feed` reads matching events in arrival order from a
+//! position (pull and tail).
 
 pub mod ast;
 mod error;
 pub mod eval;
 pub mod exec;
+pub mod feed;
 pub mod parse;
 pub mod plan;
 
@@ -13,4 +15,5 @@ pub use ast::{CmpOp, FieldPath, Filter, Literal};
 pub use error::FilterError;
 pub use eval::CompiledFilter;
 pub use exec::{Cursor, Page, Query};
+pub use feed::{Feed, FeedEvent, FeedGap, FeedPage, FeedPosition, GapReason};
 pub use parse::{parse_filter, MAX_FILTER_BYTES, MAX_NESTING_DEPTH};
