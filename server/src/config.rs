@@ -7,16 +7,23 @@ use std::time::Duration;
 use auditlog_engine::{EngineConfig, SyncPolicy};
 use serde::Deserialize;
 
+use crate::tokens::{TokenEntry, TokenSet};
+
 /// What `auditlog serve` runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data: PathBuf,
     pub listen: SocketAddr,
+    /// Initial retention period in days (0: keep forever). A value set
+    /// through `PUT /v1/settings/retention` is stored in the data
+    /// directory and wins over this one.
     pub retention_days: u32,
     pub sync: SyncPolicy,
     /// Largest request body (an NDJSON batch), bytes.
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    /// Bearer tokens; empty means open and loopback-only.
+    pub tokens: TokenSet,
 }
 
 impl Default for ServeConfig {
@@ -28,6 +35,7 @@ impl Default for ServeConfig {
             sync: SyncPolicy::EveryBatch,
             max_body_bytes: 64 << 20,
             max_event_bytes: 1 << 20,
+            tokens: TokenSet::default(),
         }
     }
 }
@@ -53,6 +61,8 @@ pub struct FileConfig {
     pub sync: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub max_event_bytes: Option<usize>,
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
 }
 
 /// Parses a sync policy: `batch` (default), `none`, or `interval:<ms>`.
@@ -94,6 +104,7 @@ impl ServeConfig {
         if let Some(v) = f.max_event_bytes {
             self.max_event_bytes = v;
         }
+        self.tokens = TokenSet::from_entries(&f.tokens)?;
         Ok(())
     }
 }
@@ -111,5 +122,21 @@ mod tests {
         assert_eq!(c.sync, SyncPolicy::Interval(Duration::from_millis(50)));
         assert!(c.apply_file("lisen = 1").is_err());
         assert!(parse_sync("sometimes").is_err());
+    }
+
+    #[test]
+    fn tokens_come_from_the_file() {
+        let token = crate::tokens::generate_token().unwrap();
+        let mut c = ServeConfig::default();
+        c.apply_file(&format!(
+            "[[tokens]]\nname = \"ops\"\nrole = \"admin\"\nhash = \"{}\"\n",
+            crate::tokens::hash_token(&token)
+        ))
+        .unwrap();
+        assert_eq!(c.tokens.len(), 1);
+        assert_eq!(c.tokens.authenticate(&token).unwrap().name, "ops");
+        assert!(c
+            .apply_file("[[tokens]]\nname = \"ops\"\nrole = \"root\"\nhash = \"sha256:00\"\n")
+            .is_err());
     }
 }

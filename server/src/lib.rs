@@ -10,3 +10,6 @@
 
 pub mod api;
 pub mod config;
+pub mod retention;
+pub mod settings;
+pub mod tokens;

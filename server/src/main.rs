@@ -2,14 +2,15 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use auditlog_engine::query::exec::MAX_LIMIT;
 use auditlog_engine::{Engine, Order, Timestamp};
+use auditlog_server::api::auth::Role;
 use auditlog_server::api::events::{parse_filter_param, parse_range};
-use auditlog_server::api::{retention_loop, router, AppState};
+use auditlog_server::api::{router, AppState};
 use auditlog_server::config::{parse_sync, ServeConfig};
+use auditlog_server::tokens::{generate_token, hash_token, TokenEntry, TokenSet};
 use clap::{Parser, Subcommand};
 
 // Ingest allocates and frees many short-lived event buffers on several
@@ -81,6 +82,18 @@ enum Command {
         older_than_days: u32,
         #[arg(long, default_value = "./data")]
         data: PathBuf,
+    },
+    /// Make a new access token: prints the token (shown only this once)
+    /// and the `[[tokens]]` entry, holding only its hash, for the config file.
+    Token {
+        /// A name for the token's holder; recorded as the actor of the
+        /// reads it makes (e.g. "siem-exporter").
+        #[arg(long)]
+        name: String,
+        /// ingest (may only append), read (queries, exports, tail) or
+        /// admin (everything, settings included).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
     },
     /// Print counts and sizes of a data directory.
     Stats {
@@ -229,6 +242,26 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Token { name, role } => {
+            let token = generate_token().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            // Check the entry the way the server will read it.
+            TokenSet::from_entries(&[TokenEntry {
+                name: name.clone(),
+                role,
+                hash: hash_token(&token),
+            }])
+            .map_err(anyhow::Error::msg)?;
+            let role_name = serde_json::to_value(role)?;
+            let name_toml = serde_json::to_string(&name.trim())?;
+            eprintln!("New token (shown only now; store it in a secret manager):");
+            println!("{token}");
+            eprintln!("\nAdd this to the server's config file (it holds only the hash):\n");
+            eprintln!(
+                "[[tokens]]\nname = {name_toml}\nrole = {role_name}\nhash = \"{}\"",
+                hash_token(&token)
+            );
+            Ok(())
+        }
         Command::Stats { data } => {
             let engine = open(&data)?;
             let s = engine.stats();
@@ -241,6 +274,15 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "ingest" => Ok(Role::Ingest),
+        "read" => Ok(Role::Read),
+        "admin" => Ok(Role::Admin),
+        other => Err(format!("unknown role {other:?}: use ingest, read or admin")),
     }
 }
 
@@ -315,19 +357,39 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             tracing::warn!(file = %path.display(), reason = %why, "set aside at startup");
         }
         tracing::info!(data = %cfg.data.display(), segments = report.sealed_segments, head_events = report.head_events, "store open");
-        if !cfg.listen.ip().is_loopback() {
-            bail!("no access tokens are configured: refusing to listen on {} beyond loopback", cfg.listen);
+        if cfg.tokens.is_empty() {
+            if !cfg.listen.ip().is_loopback() {
+                bail!(
+                    "no access tokens are configured: refusing to listen on {} beyond loopback \
+                     (make tokens with `auditlog token` and list them in the config file)",
+                    cfg.listen
+                );
+            }
+            tracing::warn!(
+                "NO ACCESS TOKENS CONFIGURED: the API is open, with admin rights, to anyone who can reach {}",
+                cfg.listen
+            );
+        } else {
+            tracing::info!(tokens = cfg.tokens.len(), "bearer tokens required");
         }
-        tracing::warn!("no access tokens configured: the API is open to anyone who can reach {}", cfg.listen);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         tracing::info!(addr = %cfg.listen, "auditlog listening");
-        tokio::spawn(retention_loop(engine.clone(), cfg.retention_days));
-        let state = AppState { engine: engine.clone(), cfg: Arc::new(cfg) };
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let state = AppState::new(engine.clone(), cfg)?;
+        tracing::info!(days = state.retention.days(), "retention period (0 keeps everything)");
+        tokio::spawn(
+            state
+                .retention
+                .clone()
+                .run(engine.clone(), state.metrics.clone()),
+        );
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
         tracing::info!("shutting down");
         let closing = engine.clone();
         tokio::task::spawn_blocking(move || closing.close()).await??;

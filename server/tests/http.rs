@@ -15,6 +15,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// Starts the binary with extra `serve` arguments (a config file...).
+    fn start_with(data: &Path, extra: &[&str]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -23,6 +28,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_auditlog"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -201,5 +207,371 @@ fn ingest_query_errors_and_restart() {
         get(&c, &s, "/v1/events/01FC31EHYYR0MF7J7GEJK2TFM0", &[]).0,
         200
     );
+    s.stop();
+}
+
+/// Makes a token with `auditlog token` and returns it with its config entry.
+fn make_token(name: &str, role: &str) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_auditlog"))
+        .args(["token", "--name", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let entry = &stderr[stderr.find("[[tokens]]").unwrap()..];
+    assert!(
+        !entry.contains(&token),
+        "the config entry must not hold the token"
+    );
+    (token, entry.to_owned())
+}
+
+/// A request with an optional bearer token; returns status and JSON body.
+fn call(
+    c: &Client,
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+) -> (u16, Value) {
+    let mut r = c.request(method.parse().unwrap(), format!("{}{path}", s.base));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some((ct, b)) = body {
+        r = r.header("content-type", ct).body(b);
+    }
+    let r = r.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+struct Tokens {
+    ingest: String,
+    read: String,
+    admin: String,
+    config: std::path::PathBuf,
+}
+
+fn tokens_config(dir: &Path) -> Tokens {
+    let (ingest, e1) = make_token("app-backend", "ingest");
+    let (read, e2) = make_token("ops-reader", "read");
+    let (admin, e3) = make_token("ops-admin", "admin");
+    let config = dir.join("auditlog.toml");
+    std::fs::write(&config, format!("retention_days = 0\n\n{e1}\n{e2}\n{e3}\n")).unwrap();
+    Tokens {
+        ingest,
+        read,
+        admin,
+        config,
+    }
+}
+
+#[test]
+fn tokens_roles_and_the_open_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens_config(dir.path());
+    let data = dir.path().join("data");
+    let s = Server::start_with(&data, &["--config", t.config.to_str().unwrap()]);
+    let c = Client::new();
+    let event = || {
+        Some((
+            "application/json",
+            json!({"id": "01FC31EHYYR0MF7J7GEJK2TFM0", "action_name": "a", "actor": {"type": "u", "id": "1"}})
+                .to_string(),
+        ))
+    };
+    let retention = || Some(("application/json", json!({"days": 0}).to_string()));
+    // (method, path, body, expected status for: none, bad, ingest, read, admin)
+    type Body = fn() -> Option<(&'static str, String)>;
+    let no_body: Body = || None;
+    let matrix: Vec<(&str, &str, Body, [u16; 5])> = vec![
+        ("POST", "/v1/events", event, [401, 401, 201, 403, 201]),
+        ("GET", "/v1/events", no_body, [401, 401, 403, 200, 200]),
+        (
+            "GET",
+            "/v1/events/count",
+            no_body,
+            [401, 401, 403, 200, 200],
+        ),
+        (
+            "GET",
+            "/v1/events/01FC31EHYYR0MF7J7GEJK2TFM0",
+            no_body,
+            [401, 401, 403, 200, 200],
+        ),
+        ("GET", "/v1/whoami", no_body, [401, 401, 200, 200, 200]),
+        ("GET", "/metrics", no_body, [401, 401, 403, 200, 200]),
+        (
+            "GET",
+            "/v1/settings/retention",
+            no_body,
+            [401, 401, 403, 403, 200],
+        ),
+        (
+            "PUT",
+            "/v1/settings/retention",
+            retention,
+            [401, 401, 403, 403, 200],
+        ),
+        ("GET", "/healthz", no_body, [200, 200, 200, 200, 200]),
+        ("GET", "/openapi.json", no_body, [200, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/v1/no-such-thing",
+            no_body,
+            [401, 401, 404, 404, 404],
+        ),
+    ];
+    let bad = format!("alog_{}", "0".repeat(64));
+    let callers = [
+        None,
+        Some(bad.as_str()),
+        Some(t.ingest.as_str()),
+        Some(t.read.as_str()),
+        Some(t.admin.as_str()),
+    ];
+    for (method, path, body, expected) in &matrix {
+        for (who, want) in callers.iter().zip(expected) {
+            let (status, resp) = call(&c, &s, method, path, *who, body());
+            assert_eq!(status, *want, "{method} {path} as {who:?}: {resp}");
+            match status {
+                401 => assert_eq!(resp["error"]["code"], "unauthorized"),
+                403 => assert_eq!(resp["error"]["code"], "forbidden"),
+                _ => {}
+            }
+        }
+    }
+    // The scheme name is case-insensitive; other schemes are refused.
+    let r = c
+        .get(format!("{}/v1/whoami", s.base))
+        .header("authorization", format!("bearer {}", t.read))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!({"name": "ops-reader", "role": "read"})
+    );
+    let r = c
+        .get(format!("{}/v1/whoami", s.base))
+        .header("authorization", format!("Basic {}", t.read))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let (_, who) = call(&c, &s, "GET", "/v1/whoami", Some(&t.admin), None);
+    assert_eq!(who, json!({"name": "ops-admin", "role": "admin"}));
+    s.stop();
+}
+
+#[test]
+fn refuses_to_listen_beyond_loopback_without_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_auditlog"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("beyond loopback"));
+}
+
+#[test]
+fn retention_setting_is_audited_applied_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens_config(dir.path());
+    let data = dir.path().join("data");
+    let config = ["--config", t.config.to_str().unwrap()];
+    let s = Server::start_with(&data, &config);
+    let c = Client::new();
+    let admin = Some(t.admin.as_str());
+    let (status, body) = call(&c, &s, "GET", "/v1/settings/retention", admin, None);
+    assert_eq!(
+        (status, body["days"].as_u64()),
+        (200, Some(0)),
+        "the config's 0"
+    );
+
+    // Old events (2020) and a current one: different daily windows, so
+    // different segments.
+    let old: String = (0..20)
+        .map(|i| format!("{}\n", json!({"occurred_at": format!("2020-01-01T00:00:{i:02}Z"), "action_name": "old", "actor": {"type": "u", "id": "1"}})))
+        .collect();
+    let json_body = |v: Value| Some(("application/json", v.to_string()));
+    assert_eq!(
+        call(
+            &c,
+            &s,
+            "POST",
+            "/v1/events",
+            admin,
+            Some(("application/x-ndjson", old))
+        )
+        .0,
+        201
+    );
+    let count = |filter: &str| {
+        call(
+            &c,
+            &s,
+            "GET",
+            &format!(
+                "/v1/events/count?filter={}",
+                filter.replace(' ', "%20").replace('\'', "%27")
+            ),
+            admin,
+            None,
+        )
+        .1["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count("action_name = 'old'"), 20);
+
+    // Nonsense is refused and changes nothing.
+    for bad in [
+        json!({"days": -1}),
+        json!({"days": "30"}),
+        json!({"days": 1.5}),
+        json!({"days": 40000}),
+        json!({}),
+        json!({"days": 30, "hours": 2}),
+        json!([30]),
+    ] {
+        let (status, body) = call(
+            &c,
+            &s,
+            "PUT",
+            "/v1/settings/retention",
+            admin,
+            json_body(bad.clone()),
+        );
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_setting")),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        call(&c, &s, "GET", "/v1/settings/retention", admin, None).1["days"],
+        0
+    );
+
+    let (status, body) = call(
+        &c,
+        &s,
+        "PUT",
+        "/v1/settings/retention",
+        admin,
+        json_body(json!({"days": 30})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["days"].as_u64(), body["updated_by"].as_str()),
+        (Some(30), Some("ops-admin"))
+    );
+    // Applied without a restart: the 2020 segment goes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count("action_name = 'old'") > 0 {
+        assert!(Instant::now() < deadline, "retention did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The change is in the log, with the token's name as actor.
+    let (_, page) = call(
+        &c,
+        &s,
+        "GET",
+        "/v1/events?filter=action_name%20%3D%20%27retention.updated%27",
+        Some(&t.read),
+        None,
+    );
+    let e = &page["events"][0];
+    assert_eq!(
+        e["actor"],
+        json!({"type": "token", "id": "ops-admin", "name": "ops-admin"})
+    );
+    assert_eq!(e["environment"]["id"], "auditlog");
+    assert_eq!(e["request"]["method"], "PUT");
+    assert_eq!(e["request"]["path"], "/v1/settings/retention");
+    assert_eq!(e["metadata"], json!({"old_days": 0, "new_days": 30}));
+    assert!(e["description"].as_str().unwrap().contains("30 days"));
+    let (_, metrics) = (
+        0,
+        c.get(format!("{}/metrics", s.base))
+            .bearer_auth(&t.read)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    assert!(
+        metrics.contains("auditlog_retention_dropped_events_total 20"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("auditlog_audit_events_total 1"));
+
+    // A restart with another configured value keeps the stored one.
+    s.stop();
+    let s = Server::start_with(&data, &[config[0], config[1], "--retention-days", "7"]);
+    assert_eq!(
+        call(&c, &s, "GET", "/v1/settings/retention", admin, None).1["days"],
+        30
+    );
+    s.stop();
+}
+
+#[test]
+fn metrics_count_ingest_queries_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let c = Client::new();
+    let lines: String = (0..30)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"action_name": "m", "actor": {"type": "u", "id": format!("{i}")}})
+            )
+        })
+        .collect();
+    let bytes = lines.len();
+    assert_eq!(post(&c, &s, "application/x-ndjson", lines).0, 201);
+    assert_eq!(get(&c, &s, "/v1/events", &[("limit", "5")]).0, 200);
+    for _ in 0..3 {
+        assert_eq!(
+            get(&c, &s, "/v1/events", &[("filter", "actor.type = ")]).0,
+            400
+        );
+    }
+    assert_eq!(
+        get(&c, &s, "/v1/events/01FC31EHYYR0MF7J7GEJK2TFM1", &[]).0,
+        404
+    );
+    let r = c.get(format!("{}/metrics", s.base)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+    };
+    assert_eq!(value("auditlog_events_ingested_total"), 30.0);
+    assert_eq!(value("auditlog_ingest_request_bytes_total"), bytes as f64);
+    assert_eq!(value("auditlog_ingest_duration_seconds_count"), 1.0);
+    assert_eq!(value("auditlog_events_stored"), 30.0);
+    assert!(value("auditlog_segments") >= 1.0);
+    assert!(value("auditlog_disk_bytes") > 0.0);
+    assert_eq!(value("auditlog_errors_total{code=\"bad_filter\"}"), 3.0);
+    assert_eq!(value("auditlog_errors_total{code=\"not_found\"}"), 1.0);
+    assert_eq!(
+        value("auditlog_query_duration_seconds_count{route=\"/v1/events\"}"),
+        4.0
+    );
+    assert!(text.contains("auditlog_query_duration_seconds_bucket{le="));
     s.stop();
 }

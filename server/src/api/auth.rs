@@ -6,11 +6,15 @@
 //! With no tokens configured the server listens only on loopback and
 //! every caller is the open local admin.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 
 use super::error::ApiError;
+use super::AppState;
 
 /// What a token may do. Each role includes the ones before it except that
 /// `Ingest` cannot read: `Read` queries, exports and tails; `Admin` does
@@ -74,11 +78,74 @@ impl Caller {
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
+    /// Fails closed: only the authentication layer sets a `Caller`; a
+    /// handler reached without one (an open path, a router built without
+    /// the layer) answers 401 rather than guessing who is calling.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
+        parts
             .extensions
             .get::<Caller>()
             .cloned()
-            .unwrap_or_else(Caller::open_local))
+            .ok_or_else(unauthorized)
     }
+}
+
+/// 401, with the header that tells clients which scheme to use.
+pub fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "send a valid token: `Authorization: Bearer <token>`",
+    )
+}
+
+/// Paths anyone may fetch without a token: health, the API description,
+/// and the viewer's pages and assets (which then ask for a token).
+pub fn is_open_path(path: &str) -> bool {
+    matches!(path, "/" | "/healthz" | "/openapi.json")
+        || path.starts_with("/assets/")
+        || path.starts_with("/events/")
+}
+
+/// The authentication layer: every request passes here first. With no
+/// tokens configured every caller is the open local admin (the server then
+/// listens on loopback only). Otherwise a valid bearer token sets its
+/// `Caller`; a missing or unknown token is refused with 401 unless the
+/// path is open, where it goes on without a `Caller`.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let tokens = &state.cfg.tokens;
+    if tokens.is_empty() {
+        req.extensions_mut().insert(Caller::open_local());
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    match presented.and_then(|t| tokens.authenticate(&t)) {
+        Some(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        None if is_open_path(req.uri().path()) => next.run(req).await,
+        None => {
+            let mut resp = unauthorized().into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"auditlog\""),
+            );
+            resp
+        }
+    }
+}
+
+/// `GET /v1/whoami`: the token's name and role (any role).
+pub async fn whoami(caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"name": caller.name, "role": caller.role}))
 }

@@ -7,6 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+/// Set on every error response, so the metrics layer can count errors by
+/// code wherever they were made.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -42,7 +47,9 @@ impl IntoResponse for ApiError {
         if let (Some(obj), Some(Value::Object(extra))) = (body.as_object_mut(), self.detail) {
             obj.extend(extra);
         }
-        (self.status, Json(json!({ "error": body }))).into_response()
+        let mut resp = (self.status, Json(json!({ "error": body }))).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
+        resp
     }
 }
 

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::{Caller, Role};
 use super::error::ApiError;
 use super::AppState;
 
@@ -52,9 +53,11 @@ fn split_body(body: &[u8], ndjson: bool) -> Result<Vec<(usize, &[u8])>, ApiError
 
 pub async fn ingest(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Ingest)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -84,6 +87,7 @@ pub async fn ingest(
         ));
     }
     let engine = state.engine.clone();
+    let body_bytes = body.len() as u64;
     let outcomes = blocking(move || {
         let docs = split_body(&body, ndjson)?;
         if docs.is_empty() {
@@ -139,6 +143,11 @@ pub async fn ingest(
         .filter(|o| o.duplicate)
         .map(|o| o.id.to_string())
         .collect();
+    state.metrics.record_ingest(
+        (ids.len() - duplicates.len()) as u64,
+        duplicates.len() as u64,
+        body_bytes,
+    );
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"ids": ids, "duplicates": duplicates})),
@@ -246,8 +255,10 @@ fn page_body(events: &[auditlog_engine::StoredEvent], next: Option<String>) -> V
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Read)?;
     let filter = parse_filter_param(&p.filter)?;
     let range = parse_range(&p.from, &p.to)?;
     let order = parse_order(&p.order)?;
@@ -281,8 +292,10 @@ pub struct CountParams {
 
 pub async fn count(
     State(state): State<AppState>,
+    caller: Caller,
     Query(p): Query<CountParams>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Read)?;
     let filter = parse_filter_param(&p.filter)?;
     let range = parse_range(&p.from, &p.to)?;
     let engine = state.engine.clone();
@@ -292,8 +305,10 @@ pub async fn count(
 
 pub async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Read)?;
     let id = EventId::parse(&id)
         .ok_or_else(|| ApiError::bad_request("bad_id", format!("{id:?} is not a ULID")))?;
     let engine = state.engine.clone();

@@ -1,34 +1,65 @@
-//! The HTTP API: routes, shared state, and the background retention task.
-//! Handlers translate HTTP to engine calls and back; blocking engine work
-//! (syncs, scans) runs on tokio's blocking pool.
+//! The HTTP API: routes, shared state and layers. Handlers translate HTTP
+//! to engine calls and back; blocking engine work (syncs, scans) runs on
+//! tokio's blocking pool. Layers, outermost first: metrics (`track`),
+//! authentication (`auth::authenticate`), the body limit.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod metrics;
+pub mod openapi;
+pub mod settings;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use auditlog_engine::{Engine, Timestamp};
+use auditlog_engine::Engine;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::config::ServeConfig;
+use crate::retention::Retention;
+use crate::settings::SettingsError;
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
     pub cfg: Arc<ServeConfig>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// The retention period in force (crate::retention).
+    pub retention: Arc<Retention>,
+}
+
+impl AppState {
+    /// The state of a server on `engine` with `cfg`; reads the stored
+    /// settings of the data directory.
+    pub fn new(engine: Engine, cfg: ServeConfig) -> Result<AppState, SettingsError> {
+        let retention = Retention::open(cfg.data.clone(), cfg.retention_days)?;
+        Ok(AppState {
+            engine,
+            cfg: Arc::new(cfg),
+            metrics: Arc::new(metrics::Metrics::new()),
+            retention: Arc::new(retention),
+        })
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.cfg.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::metrics))
+        .route("/v1/whoami", get(auth::whoami))
         .route("/v1/events", get(events::list).post(events::ingest))
         .route("/v1/events/count", get(events::count))
         .route("/v1/events/{id}", get(events::get_one))
+        .route(
+            "/v1/settings/retention",
+            get(settings::get_retention).put(settings::put_retention),
+        )
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -37,30 +68,11 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
-}
-
-/// Drops segments older than the retention period, now and every hour.
-pub async fn retention_loop(engine: Engine, days: u32) {
-    let period = i64::from(days) * 86_400 * 1_000_000;
-    loop {
-        let engine2 = engine.clone();
-        let cutoff = Timestamp(Timestamp::now().as_micros().saturating_sub(period));
-        match tokio::task::spawn_blocking(move || engine2.drop_before(cutoff)).await {
-            Ok(Ok(r)) if r.segments > 0 => tracing::info!(
-                segments = r.segments,
-                events = r.events,
-                bytes = r.bytes,
-                "retention"
-            ),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
-            Err(e) => tracing::error!(error = %e, "retention task failed"),
-        }
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
 }
