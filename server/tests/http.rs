@@ -497,20 +497,20 @@ fn retention_setting_is_audited_applied_and_survives_a_restart() {
     assert_eq!(e["request"]["path"], "/v1/settings/retention");
     assert_eq!(e["metadata"], json!({"old_days": 0, "new_days": 30}));
     assert!(e["description"].as_str().unwrap().contains("30 days"));
-    let (_, metrics) = (
-        0,
+    // Metrics follow once the drop has finished.
+    let metrics = || {
         c.get(format!("{}/metrics", s.base))
             .bearer_auth(&t.read)
             .send()
             .unwrap()
             .text()
-            .unwrap(),
-    );
-    assert!(
-        metrics.contains("auditlog_retention_dropped_events_total 20"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("auditlog_audit_events_total 1"));
+            .unwrap()
+    };
+    while !metrics().contains("auditlog_retention_dropped_events_total 20") {
+        assert!(Instant::now() < deadline, "{}", metrics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(metrics().contains("auditlog_audit_events_total 1"));
 
     // A restart with another configured value keeps the stored one.
     s.stop();
