@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
-use crate::segment::format::{u32_at, FORMAT_VERSION};
+use crate::segment::format::{u32_at, FORMAT_VERSION, MIN_READ_VERSION};
 
 const STORE_MAGIC: [u8; 8] = *b"AUDLSTOR";
 const STORE_LEN: usize = 32;
@@ -38,8 +38,22 @@ impl DataDir {
         }
         let store_path = root.join("STORE");
         let store_id = match fs.read_all(&store_path) {
-            Ok(bytes) => decode_store((*bytes).as_ref())
-                .ok_or_else(|| Error::corrupt(&store_path, 0, "STORE file is damaged"))?,
+            Ok(bytes) => {
+                let (version, id) = decode_store((*bytes).as_ref())
+                    .ok_or_else(|| Error::corrupt(&store_path, 0, "STORE file is damaged"))?;
+                if !(MIN_READ_VERSION..=FORMAT_VERSION).contains(&version) {
+                    // Refused as a whole before any segment is looked at:
+                    // otherwise every old segment would be quarantined.
+                    return Err(Error::UnsupportedVersion {
+                        path: store_path,
+                        found: version,
+                        supported: FORMAT_VERSION,
+                        hint: "version 1 stores have no hash chain; export their events with the \
+                               auditlog release that wrote them and ingest them into a new store",
+                    });
+                }
+                id
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let has_segments = fs
                     .list_dir(&segments)
@@ -161,12 +175,14 @@ fn encode_store(id: &[u8; 16]) -> Vec<u8> {
     b
 }
 
-fn decode_store(b: &[u8]) -> Option<[u8; 16]> {
+/// The format version and store id, if the file is intact.
+fn decode_store(b: &[u8]) -> Option<(u16, [u8; 16])> {
     if b.len() != STORE_LEN || b.get(..8)? != STORE_MAGIC {
         return None;
     }
     if u32_at(b, 28)? != crc32fast::hash(b.get(..28)?) {
         return None;
     }
-    b.get(12..28)?.try_into().ok()
+    let version = u16::from_le_bytes(b.get(8..10)?.try_into().ok()?);
+    Some((version, b.get(12..28)?.try_into().ok()?))
 }

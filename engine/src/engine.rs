@@ -21,6 +21,7 @@ use crate::cache::Caches;
 use crate::datadir::DataDir;
 use crate::error::{Error, Result};
 use crate::event::{prepare_event, EventLimits, PreparedEvent, StoredEvent};
+use crate::integrity::chain::{leaf_hash, ChainHead, Digest32, CHAIN_NONE, CHAIN_SHA256};
 use crate::io::{FileSystem, StdFs};
 use crate::segment::block::{encode_blocks, EncodedBlock};
 use crate::segment::dict::{DictStore, Dictionary};
@@ -73,6 +74,9 @@ pub struct EngineConfig {
     pub block_cache_bytes: u64,
     /// Memory for decoded index bitmaps of sealed segments.
     pub bitmap_cache_bytes: u64,
+    /// Keep the hash chain (docs/INTEGRITY.md). Always on in real use; the
+    /// switch exists only to measure what chaining costs on ingest.
+    pub hash_chain: bool,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +95,7 @@ impl Default for EngineConfig {
             dict_retrain_segments: 64,
             block_cache_bytes: 64 << 20,
             bitmap_cache_bytes: 16 << 20,
+            hash_chain: true,
         }
     }
 }
@@ -221,6 +226,9 @@ struct Writer {
     dicts: DictStore,
     /// Seals since the newest dictionary was trained.
     seals_since_training: u32,
+    /// Where the hash chain stands after the last sealed segment (the head,
+    /// while there is one, carries it further in its own state).
+    chain: ChainHead,
 }
 
 struct Queue {
@@ -234,6 +242,9 @@ struct Queue {
 struct PreparedBatch {
     events: Vec<PreparedEvent>,
     blocks: Vec<EncodedBlock>,
+    /// Leaf hash of each event, computed by the appender (empty without a
+    /// chain); the leader only folds them into the chain.
+    leaves: Vec<Digest32>,
     /// Dictionary the blocks were compressed with (0: none).
     dict_id: u32,
 }
@@ -409,6 +420,7 @@ impl Engine {
             }
         }
         report.sealed_segments = sealed.len();
+        let chain = chain_after_open(&data, &sealed);
         let state = State {
             sealed: Arc::new(sealed),
             head: head.as_ref().map(|w: &HeadWriter| w.head.clone()),
@@ -430,6 +442,7 @@ impl Engine {
                 last_sync: Instant::now(),
                 dicts,
                 seals_since_training: 0,
+                chain,
             }),
             current_dict: RwLock::new(current),
             caches,
@@ -524,9 +537,15 @@ impl Engine {
         let cfg = &self.inner.cfg;
         let blocks = encode_blocks(&events, cfg.block_bytes, cfg.compression_level, dict)
             .map_err(|e| Error::io(&self.inner.dir.segments, e))?;
+        let leaves = if cfg.hash_chain {
+            events.iter().map(|e| leaf_hash(&e.json)).collect()
+        } else {
+            Vec::new()
+        };
         Ok(PreparedBatch {
             events,
             blocks,
+            leaves,
             dict_id: dict.map_or(0, |d| d.id),
         })
     }
@@ -686,6 +705,12 @@ impl Engine {
                 Timestamp::now(),
                 window,
                 dict.as_ref(),
+                if cfg.hash_chain {
+                    CHAIN_SHA256
+                } else {
+                    CHAIN_NONE
+                },
+                w.chain,
             );
             let writer = HeadWriter::create(
                 inner.fs.as_ref(),
@@ -709,9 +734,18 @@ impl Engine {
         // only around the seal that switched dictionaries).
         let head_dict = w.head.as_ref().and_then(|h| h.head.dict.clone());
         let head_dict_id = head_dict.as_ref().map_or(0, |d| d.id);
+        let head_chained = w
+            .head
+            .as_ref()
+            .is_some_and(|h| h.head.header.chain_algo != CHAIN_NONE);
         for (_, batch) in group.iter_mut() {
             if batch.dict_id != head_dict_id {
                 *batch = self.compress(std::mem::take(&mut batch.events), head_dict.as_ref())?;
+            }
+            // A head continued from before a change of the measurement
+            // switch keeps its own chain algorithm.
+            if head_chained && batch.leaves.len() != batch.events.len() {
+                batch.leaves = batch.events.iter().map(|e| leaf_hash(&e.json)).collect();
             }
         }
         let sync = match cfg.sync {
@@ -724,7 +758,9 @@ impl Engine {
             .as_mut()
             .ok_or_else(|| Error::Config("no head segment".into()))?;
         head.write_batches(
-            group.iter().map(|(_, b)| (&b.events[..], &b.blocks[..])),
+            group
+                .iter()
+                .map(|(_, b)| (&b.events[..], &b.blocks[..], &b.leaves[..])),
             sync,
         )?;
         if sync {
@@ -775,6 +811,10 @@ impl Engine {
             state.head = None;
         }
         w.head = None;
+        w.chain = ChainHead {
+            position: sealed.header.chain_position + u64::from(sealed.event_count()),
+            value: sealed.facts.chain_last,
+        };
         tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = started.elapsed().as_millis() as u64, "sealed segment");
         w.seals_since_training += 1;
         let due =
@@ -1006,6 +1046,20 @@ impl Drop for Inner {
             let _ = head.sync_published();
         }
     }
+}
+
+/// Where new segments continue the chain after opening: after the newest
+/// sealed segment, else at genesis. (A head being continued carries its
+/// own chain state.)
+fn chain_after_open(data: &DataDir, sealed: &[Arc<SealedSegment>]) -> ChainHead {
+    sealed
+        .iter()
+        .map(|s| ChainHead {
+            position: s.header.chain_position + u64::from(s.event_count()),
+            value: s.facts.chain_last,
+        })
+        .max_by_key(|c| c.position)
+        .unwrap_or_else(|| ChainHead::genesis(&data.store_id))
 }
 
 fn fail_all(group: &[(u64, PreparedBatch)], e: &Error) -> Vec<(u64, Result<Vec<EventId>>)> {

@@ -55,6 +55,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file written by a format version this build does not read.
+    #[error("{path}: format version {found} is not supported (this build reads version {supported}); {hint}")]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+        hint: &'static str,
+    },
+
     #[error("data directory {0} is locked by another process")]
     Locked(PathBuf),
 

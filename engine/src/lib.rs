@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod index;
+pub mod integrity;
 pub mod io;
 pub mod query;
 pub mod segment;

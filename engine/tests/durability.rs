@@ -7,6 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use auditlog_engine::segment::format::HEADER_LEN;
 use auditlog_engine::testing::{Fault, SimFs};
 use auditlog_engine::{EngineConfig, Error, EventId, SyncPolicy};
 use common::{
@@ -96,8 +97,8 @@ fn truncation_at_every_offset_keeps_every_whole_batch() {
             .copied()
             .filter(|&e| e <= cut as u64)
             .max()
-            .unwrap_or(64)
-            .max(64);
+            .unwrap_or(HEADER_LEN as u64)
+            .max(HEADER_LEN as u64);
         if (cut as u64) > kept_end {
             let saved = copy.files_in(Path::new("/data/quarantine"));
             assert_eq!(saved.len(), 1, "cut at {cut}");
@@ -282,7 +283,7 @@ fn verify_sets_aside_a_sealed_segment_with_a_damaged_block_and_the_rest_serves()
     let victim = segment_files(&fs)[0].clone();
     let mut bytes = fs.file(&victim).unwrap();
     // Inside the first block's payload: only reading the block finds it.
-    bytes[64 + 80 + 10] ^= 0x01;
+    bytes[HEADER_LEN + 80 + 10] ^= 0x01;
     fs.put_file(&victim, bytes);
     let engine = open_sim(&fs, small_config());
     assert!(

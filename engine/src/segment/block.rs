@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{PreparedEvent, StoredEvent};
 use crate::segment::dict::Dictionary;
 use crate::segment::format::{
-    self, BlockHeader, BlockMeta, EventSlot, BLOCK_HEADER_LEN, CHAIN_NONE, CODEC_ZSTD,
+    self, BlockHeader, BlockMeta, EventSlot, BLOCK_HEADER_LEN, CODEC_ZSTD,
 };
 use crate::types::{EventId, Timestamp};
 
@@ -30,7 +30,16 @@ pub struct EncodedBlock {
 }
 
 impl EncodedBlock {
-    pub fn header(&self, first_ordinal: u32, flags: u16) -> BlockHeader {
+    /// The header the commit leader stamps once the block's place in the
+    /// file and in the hash chain (`chain`: the value after its last
+    /// event) are known.
+    pub fn header(
+        &self,
+        first_ordinal: u32,
+        flags: u16,
+        chain_algo: u8,
+        chain: [u8; 32],
+    ) -> BlockHeader {
         BlockHeader {
             compressed_len: self.compressed.len() as u32,
             raw_len: self.raw_len,
@@ -38,10 +47,10 @@ impl EncodedBlock {
             first_ordinal,
             flags,
             codec: CODEC_ZSTD,
-            chain_algo: CHAIN_NONE,
+            chain_algo,
             min_ts: self.min_ts,
             max_ts: self.max_ts,
-            chain: [0; 32],
+            chain,
             payload_crc: self.payload_crc,
         }
     }
@@ -203,6 +212,11 @@ impl DecodedBlock {
     pub fn json(&self, ordinal: u32) -> Option<&[u8]> {
         let i = ordinal.checked_sub(self.first_ordinal)? as usize;
         self.payload.get(self.slots.get(i)?.json.clone())
+    }
+
+    /// The segment ordinals this block holds, in order.
+    pub fn ordinals(&self) -> std::ops::Range<u32> {
+        self.first_ordinal..self.first_ordinal.saturating_add(self.slots.len() as u32)
     }
 
     pub fn slots(&self) -> &[EventSlot] {

@@ -13,11 +13,13 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"AUDLSEG\0";
 pub const FOOTER_MAGIC: [u8; 8] = *b"AUDLEND\0";
 pub const BLOCK_MAGIC: u32 = 0x4B4C_4241; // "ABLK"
 /// Format version written by this code. Readers accept versions
-/// `MIN_READ_VERSION..=FORMAT_VERSION`.
-pub const FORMAT_VERSION: u16 = 1;
-pub const MIN_READ_VERSION: u16 = 1;
+/// `MIN_READ_VERSION..=FORMAT_VERSION`. Version 2 added the hash chain
+/// (segment header fields, chain values in blocks and facts); version 1
+/// stores are refused with a clear error rather than read without a chain.
+pub const FORMAT_VERSION: u16 = 2;
+pub const MIN_READ_VERSION: u16 = 2;
 
-pub const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = 112;
 pub const BLOCK_HEADER_LEN: usize = 80;
 pub const FOOTER_LEN: usize = 32;
 pub const SECTION_ENTRY_LEN: usize = 24;
@@ -40,9 +42,7 @@ pub const ID_ENTRY_LEN: usize = 8;
 pub const FLAG_BATCH_END: u16 = 1;
 /// Block codec: payload is one zstd frame. (0 would mean stored raw.)
 pub const CODEC_ZSTD: u8 = 1;
-/// Chain algorithm byte in block headers: 0 = no chain yet. Reserved so the
-/// tamper-evidence chain extends this format instead of replacing it.
-pub const CHAIN_NONE: u8 = 0;
+pub use crate::integrity::chain::{CHAIN_NONE, CHAIN_SHA256};
 
 fn crc(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
@@ -66,7 +66,7 @@ pub(crate) fn id_at(b: &[u8], at: usize) -> Option<EventId> {
     )))
 }
 
-/// The first 64 bytes of every segment file.
+/// The first [`HEADER_LEN`] bytes of every segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
     pub version: u16,
@@ -76,6 +76,13 @@ pub struct SegmentHeader {
     pub window_start: Timestamp,
     /// Compression dictionary of every block in the segment; 0 for none.
     pub dict_id: u32,
+    /// Hash chain algorithm of every block ([`CHAIN_SHA256`]).
+    pub chain_algo: u8,
+    /// Events in the store's chain before this segment's first (dropped
+    /// ones included), and the chain value after them: where this segment
+    /// continues the chain, so that it checks on its own.
+    pub chain_position: u64,
+    pub chain_prev: [u8; 32],
 }
 
 impl SegmentHeader {
@@ -91,7 +98,11 @@ impl SegmentHeader {
         w.put(&self.created_at.0.to_le_bytes());
         w.put(&self.window_start.0.to_le_bytes());
         w.put(&self.dict_id.to_le_bytes());
-        let c = crc(w.0.get(..60).unwrap_or_default());
+        w.put(&[self.chain_algo, 0, 0, 0]);
+        w.put(&self.chain_position.to_le_bytes());
+        w.put(&self.chain_prev);
+        w.put(&0u32.to_le_bytes());
+        let c = crc(w.0.get(..HEADER_LEN - 4).unwrap_or_default());
         w.put(&c.to_le_bytes());
         b
     }
@@ -101,12 +112,15 @@ impl SegmentHeader {
         if h.get(..8) != Some(&SEGMENT_MAGIC[..]) {
             return Err("bad segment magic");
         }
-        if u32_at(h, 60) != Some(crc(h.get(..60).unwrap_or_default())) {
-            return Err("header checksum mismatch");
-        }
+        // The version is checked before the CRC: a version 1 header is
+        // shorter and would otherwise look damaged instead of old.
         let version = u16_at(h, 8).ok_or("header")?;
         if !(MIN_READ_VERSION..=FORMAT_VERSION).contains(&version) {
-            return Err("unsupported segment format version");
+            return Err("unsupported segment format version (this build reads version 2 only)");
+        }
+        let crc_at = HEADER_LEN - 4;
+        if u32_at(h, crc_at) != Some(crc(h.get(..crc_at).unwrap_or_default())) {
+            return Err("header checksum mismatch");
         }
         if u32_at(h, 12) != Some(HEADER_LEN as u32) {
             return Err("unexpected header length");
@@ -121,6 +135,12 @@ impl SegmentHeader {
             created_at: Timestamp(i64_at(h, 40).ok_or("header")?),
             window_start: Timestamp(i64_at(h, 48).ok_or("header")?),
             dict_id: u32_at(h, 56).ok_or("header")?,
+            chain_algo: *h.get(60).ok_or("header")?,
+            chain_position: u64_at(h, 64).ok_or("header")?,
+            chain_prev: h
+                .get(72..104)
+                .and_then(|s| s.try_into().ok())
+                .ok_or("header")?,
         })
     }
 }
@@ -137,7 +157,7 @@ pub struct BlockHeader {
     pub chain_algo: u8,
     pub min_ts: Timestamp,
     pub max_ts: Timestamp,
-    /// Chain value after the last event of this block (zero while
+    /// Chain value after the last event of this block (zero when
     /// `chain_algo` is [`CHAIN_NONE`]).
     pub chain: [u8; 32],
     pub payload_crc: u32,
@@ -183,7 +203,10 @@ impl BlockHeader {
             chain: h.get(40..72)?.try_into().ok()?,
             payload_crc: u32_at(h, 72)?,
         };
-        (header.codec == CODEC_ZSTD && header.event_count > 0).then_some(header)
+        (header.codec == CODEC_ZSTD
+            && header.event_count > 0
+            && matches!(header.chain_algo, CHAIN_NONE | CHAIN_SHA256))
+        .then_some(header)
     }
 }
 
@@ -294,8 +317,8 @@ pub struct Facts {
     /// Sum of the events' canonical JSON lengths.
     pub raw_bytes: u64,
     pub sealed_at: Timestamp,
-    /// Reserved for the hash chain: the value before the first event, and
-    /// after the last. All zero while no chain is kept.
+    /// The hash chain value before the first event (equal to the header's)
+    /// and after the last (equal to the last block's). Zero without a chain.
     pub chain_prev: [u8; 32],
     pub chain_last: [u8; 32],
 }
@@ -503,10 +526,13 @@ mod tests {
             created_at: Timestamp(5),
             window_start: Timestamp(3),
             dict_id: 77,
+            chain_algo: CHAIN_SHA256,
+            chain_position: 1234,
+            chain_prev: [9; 32],
         };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));
-        for i in 0..64 {
+        for i in 0..HEADER_LEN {
             let mut c = b;
             c[i] ^= 0x10;
             assert!(SegmentHeader::decode(&c).is_err(), "flip at {i}");
@@ -522,7 +548,7 @@ mod tests {
             first_ordinal: 7,
             flags: FLAG_BATCH_END,
             codec: CODEC_ZSTD,
-            chain_algo: CHAIN_NONE,
+            chain_algo: CHAIN_SHA256,
             min_ts: Timestamp(-1),
             max_ts: Timestamp(99),
             chain: [3; 32],

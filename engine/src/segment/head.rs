@@ -19,6 +19,7 @@ use crate::cache::Caches;
 use crate::error::{Error, Result};
 use crate::event::IndexKeys;
 use crate::index::MemIndex;
+use crate::integrity::chain::{ChainHead, Digest32, CHAIN_NONE};
 use crate::io::{AppendFile, FileSystem, ReadAt};
 use crate::segment::block::{decode_block, DecodedBlock, EncodedBlock};
 use crate::segment::dict::Dictionary;
@@ -61,9 +62,23 @@ pub struct HeadState {
     pub max_ts: Timestamp,
     /// File length covered by published blocks.
     pub end_offset: u64,
+    /// The hash chain after the last published event.
+    pub chain: ChainHead,
 }
 
 impl HeadState {
+    /// An empty state continuing the chain where `header` says.
+    pub fn starting(header: &SegmentHeader) -> HeadState {
+        HeadState {
+            end_offset: HEADER_LEN as u64,
+            chain: ChainHead {
+                position: header.chain_position,
+                value: header.chain_prev,
+            },
+            ..HeadState::default()
+        }
+    }
+
     pub fn event_count(&self) -> u32 {
         self.ts.len() as u32
     }
@@ -179,6 +194,16 @@ impl HeadSegment {
             .block((self.id, meta.offset), || self.decode(meta))
     }
 
+    /// The header of a published block, read from the file.
+    pub fn block_header(&self, meta: &BlockMeta) -> Result<format::BlockHeader> {
+        let mut buf = [0u8; BLOCK_HEADER_LEN];
+        self.reader
+            .read_at(&mut buf, meta.offset)
+            .map_err(|e| Error::io(&self.path, e))?;
+        format::BlockHeader::decode(&buf)
+            .ok_or_else(|| Error::corrupt(&self.path, meta.offset, "block header damaged"))
+    }
+
     /// Reads and checks a block from the file, bypassing the cache.
     pub fn decode(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
         let len = BLOCK_HEADER_LEN + meta.compressed_len as usize;
@@ -233,10 +258,7 @@ impl HeadWriter {
             cache,
             file,
             reader,
-            HeadState {
-                end_offset: HEADER_LEN as u64,
-                ..HeadState::default()
-            },
+            HeadState::starting(&header),
         ))
     }
 
@@ -278,25 +300,55 @@ impl HeadWriter {
     /// batch end), syncs when `sync` is set, then publishes them to readers.
     /// On any failure the file is cut back to its last committed length and
     /// nothing is published.
+    ///
+    /// Each batch comes with its events' leaf hashes (computed by the
+    /// appenders, empty when the segment keeps no chain); folding them into
+    /// the chain is the only hashing done here, under the commit lock.
     pub fn write_batches<'a>(
         &mut self,
-        batches: impl Iterator<Item = (&'a [crate::event::PreparedEvent], &'a [EncodedBlock])> + Clone,
+        batches: impl Iterator<
+                Item = (
+                    &'a [crate::event::PreparedEvent],
+                    &'a [EncodedBlock],
+                    &'a [Digest32],
+                ),
+            > + Clone,
         sync: bool,
     ) -> Result<()> {
         self.repair()?;
-        let first_ordinal = self.head.state.read().event_count();
+        let (first_ordinal, mut chain) = {
+            let st = self.head.state.read();
+            (st.event_count(), st.chain)
+        };
+        let algo = self.head.header.chain_algo;
         let mut buf = Vec::new();
         let mut metas = Vec::new();
         let mut ordinal = first_ordinal;
         let mut offset = self.committed_len;
-        for (_, blocks) in batches.clone() {
+        for (_, blocks, leaves) in batches.clone() {
+            let mut leaves = leaves.iter();
             for (i, block) in blocks.iter().enumerate() {
                 let flags = if i + 1 == blocks.len() {
                     FLAG_BATCH_END
                 } else {
                     0
                 };
-                buf.extend_from_slice(&block.header(ordinal, flags).encode());
+                if algo == CHAIN_NONE {
+                    chain.position += u64::from(block.event_count);
+                } else {
+                    for _ in 0..block.event_count {
+                        let leaf = leaves.next().ok_or_else(|| {
+                            Error::Internal("a batch has fewer leaf hashes than events".into())
+                        })?;
+                        chain.push(leaf);
+                    }
+                }
+                let value = if algo == CHAIN_NONE {
+                    [0; 32]
+                } else {
+                    chain.value
+                };
+                buf.extend_from_slice(&block.header(ordinal, flags, algo, value).encode());
                 buf.extend_from_slice(&block.compressed);
                 metas.push(BlockMeta {
                     offset,
@@ -329,12 +381,13 @@ impl HeadWriter {
         self.committed_len = offset;
         let mut st = self.head.state.write();
         st.blocks.extend_from_slice(&metas);
-        for (events, _) in batches {
+        for (events, _, _) in batches {
             for e in events {
                 st.push_event(e.occurred_at, e.id, &e.keys, e.json.len());
             }
         }
         st.end_offset = offset;
+        st.chain = chain;
         Ok(())
     }
 
@@ -382,7 +435,13 @@ impl HeadWriter {
         self.repair()?;
         let tail = {
             let st = self.head.state.read();
-            encode_sections(&st, self.committed_len, now, self.head.dict.as_ref())
+            encode_sections(
+                &st,
+                &self.head.header,
+                self.committed_len,
+                now,
+                self.head.dict.as_ref(),
+            )
         };
         let result = self.file.append(&tail).and_then(|()| self.file.sync_data());
         if let Err(e) = result {
@@ -399,11 +458,17 @@ impl HeadWriter {
 /// section table and the footer.
 fn encode_sections(
     st: &HeadState,
+    header: &SegmentHeader,
     start: u64,
     now: Timestamp,
     dict: Option<&Dictionary>,
 ) -> Vec<u8> {
     let n = st.event_count();
+    let chain_last = if header.chain_algo == CHAIN_NONE {
+        [0; 32]
+    } else {
+        st.chain.value
+    };
     let (min_id, max_id) = st.ids.iter().fold(
         (EventId::from_u128(u128::MAX), EventId::from_u128(0)),
         |(lo, hi), &id| (lo.min(id), hi.max(id)),
@@ -417,8 +482,8 @@ fn encode_sections(
         max_id,
         raw_bytes: st.raw_bytes,
         sealed_at: now,
-        chain_prev: [0; 32],
-        chain_last: [0; 32],
+        chain_prev: header.chain_prev,
+        chain_last,
     };
     let mut directory = Vec::with_capacity(st.blocks.len() * format::BLOCK_META_LEN);
     for b in &st.blocks {
@@ -474,13 +539,15 @@ fn encode_sections(
     out
 }
 
-/// The header for a new segment.
+/// The header for a new segment, continuing the chain at `chain`.
 pub fn new_header(
     store_id: [u8; 16],
     segment_id: SegmentId,
     now: Timestamp,
     window_start: Timestamp,
     dict: Option<&Dictionary>,
+    chain_algo: u8,
+    chain: ChainHead,
 ) -> SegmentHeader {
     SegmentHeader {
         version: FORMAT_VERSION,
@@ -489,14 +556,19 @@ pub fn new_header(
         created_at: now,
         window_start,
         dict_id: dict.map_or(0, |d| d.id),
+        chain_algo,
+        chain_position: chain.position,
+        chain_prev: chain.value,
     }
 }
 
-/// Rebuilds a head's state from its blocks (after a restart).
+/// Rebuilds a head's state from its blocks (after a restart). `chain` is
+/// the chain after the block, already checked against its header.
 pub fn replay_block(
     st: &mut HeadState,
     meta: BlockMeta,
     block: &DecodedBlock,
+    chain: ChainHead,
 ) -> std::result::Result<(), crate::event::EventError> {
     for (i, slot) in (0u32..).zip(block.slots()) {
         let json = block.json(block.first_ordinal + i).unwrap_or_default();
@@ -505,5 +577,6 @@ pub fn replay_block(
     }
     st.blocks.push(meta);
     st.end_offset = meta.end_offset();
+    st.chain = chain;
     Ok(())
 }

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use crate::segment::block::decode_block;
 use crate::segment::dict::DictStore;
-use crate::segment::format::{BlockHeader, BlockMeta, SegmentHeader, FLAG_BATCH_END, HEADER_LEN};
+use crate::segment::format::{
+    BlockHeader, BlockMeta, SegmentHeader, CHAIN_NONE, FLAG_BATCH_END, HEADER_LEN,
+};
 use crate::segment::head::{replay_block, HeadState, HeadWriter};
 
 /// What recovery did to a head file.
@@ -46,7 +48,8 @@ pub fn recover_head(
 ) -> Result<(HeadWriter, HeadRecovery)> {
     let bytes = fs.read_all(&path).map_err(|e| Error::io(&path, e))?;
     let file: &[u8] = (*bytes).as_ref();
-    let header = SegmentHeader::decode(file).map_err(|w| Error::corrupt(&path, 0, w))?;
+    let file_header = SegmentHeader::decode(file).map_err(|w| Error::corrupt(&path, 0, w))?;
+    let header = file_header;
     check_identity(&path, &header, store_id)?;
     let dict = match header.dict_id {
         0 => None,
@@ -59,13 +62,14 @@ pub fn recover_head(
         })?),
     };
 
-    let mut state = HeadState {
-        end_offset: HEADER_LEN as u64,
-        ..HeadState::default()
-    };
+    let mut state = HeadState::starting(&header);
     let mut batch = Vec::new();
     let mut at = HEADER_LEN as u64;
     let mut next_ordinal = 0u32;
+    // The chain is recomputed from the header's starting value; a block
+    // whose stored chain value disagrees ends the valid part like any other
+    // damage (its CRCs may be right: someone rewrote it).
+    let mut chain = state.chain;
     while let Some(header) = file.get(at as usize..).and_then(BlockHeader::decode) {
         let meta = BlockMeta {
             offset: at,
@@ -87,12 +91,20 @@ pub fn recover_head(
         ) else {
             break;
         };
+        if !chain_matches(&header, &file_header) {
+            break;
+        }
+        let after = chain.after_block(&block, file_header.chain_algo);
+        if file_header.chain_algo != CHAIN_NONE && after.value != header.chain {
+            break;
+        }
+        chain = after;
         next_ordinal = next_ordinal.saturating_add(header.event_count);
         at = meta.end_offset();
-        batch.push((meta, block));
+        batch.push((meta, block, chain));
         if header.flags & FLAG_BATCH_END != 0 {
-            for (meta, block) in batch.drain(..) {
-                replay_block(&mut state, meta, &block).map_err(|e| {
+            for (meta, block, chain) in batch.drain(..) {
+                replay_block(&mut state, meta, &block, chain).map_err(|e| {
                     Error::corrupt(
                         &path,
                         meta.offset,
@@ -171,6 +183,11 @@ fn valid_block_after(
             decode_block(path, &meta, bytes, dict).is_ok()
         })
     })
+}
+
+/// A block's chain algorithm must be its segment's.
+pub fn chain_matches(block: &BlockHeader, segment: &SegmentHeader) -> bool {
+    block.chain_algo == segment.chain_algo
 }
 
 pub fn check_identity(path: &Path, header: &SegmentHeader, store_id: &[u8; 16]) -> Result<()> {

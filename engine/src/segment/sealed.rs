@@ -193,6 +193,26 @@ impl SealedSegment {
                 Some(d)
             }
         };
+        // The chain fields must agree with each other (the values
+        // themselves are recomputed by `verify`, which reads every event).
+        if facts.chain_prev != header.chain_prev {
+            return Err(damaged(
+                0,
+                "facts and header disagree on where the hash chain starts",
+            ));
+        }
+        let last_chain = blocks
+            .last()
+            .and_then(|m| file.get(m.offset as usize..))
+            .and_then(BlockHeader::decode)
+            .filter(|h| h.chain_algo == header.chain_algo)
+            .map(|h| h.chain);
+        if last_chain != Some(facts.chain_last) {
+            return Err(damaged(
+                blocks.last().map_or(0, |m| m.offset),
+                "the last block's chain value disagrees with the facts",
+            ));
+        }
         let mut indexes: [Range<usize>; 4] = Default::default();
         for field in IndexedField::ALL {
             let (range, bytes) = find(field.section_kind())?;
@@ -304,8 +324,17 @@ impl SealedSegment {
             .block((self.id, meta.offset), || self.decode(meta))
     }
 
-    /// Decodes a block from the file, checking every checksum.
-    fn decode(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
+    /// The header of a block, read from the file (checked by its CRC).
+    pub fn block_header(&self, meta: &BlockMeta) -> Result<BlockHeader> {
+        self.file()
+            .get(meta.offset as usize..)
+            .and_then(BlockHeader::decode)
+            .ok_or_else(|| Error::corrupt(&self.path, meta.offset, "block header damaged"))
+    }
+
+    /// Decodes a block from the file, checking every checksum; never from
+    /// the cache, so verification sees what is on disk.
+    pub fn decode(&self, meta: &BlockMeta) -> Result<DecodedBlock> {
         let start = meta.offset as usize;
         let bytes = self
             .file()
@@ -325,7 +354,11 @@ impl SealedSegment {
             let block = self.decode(meta)?;
             let header =
                 BlockHeader::decode(self.file().get(meta.offset as usize..).unwrap_or_default());
-            if header.is_none_or(|h| h.min_ts != meta.min_ts || h.max_ts != meta.max_ts) {
+            if header.is_none_or(|h| {
+                h.min_ts != meta.min_ts
+                    || h.max_ts != meta.max_ts
+                    || h.chain_algo != self.header.chain_algo
+            }) {
                 return Err(Error::corrupt(
                     &self.path,
                     meta.offset,
