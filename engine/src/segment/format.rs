@@ -482,7 +482,8 @@ pub struct EventSlot {
 /// Splits a decompressed block payload into its events; `None` if the
 /// payload does not hold exactly `count` well-formed events.
 pub fn decode_events(payload: &[u8], count: u32) -> Option<Vec<EventSlot>> {
-    let mut slots = Vec::with_capacity(count as usize);
+    // The count comes from disk: reserve no more than the payload can hold.
+    let mut slots = Vec::with_capacity((count as usize).min(payload.len() / EVENT_PREFIX_LEN));
     let mut at = 0usize;
     while at < payload.len() {
         let len = u32_at(payload, at)? as usize;
