@@ -39,6 +39,8 @@ pub enum EventError {
     TooLarge { size: usize, max: usize },
     #[error("event is not valid JSON: {0}")]
     Json(String),
+    #[error("event nests arrays and objects more than {max} levels deep")]
+    TooDeep { max: usize },
     #[error("event must be a JSON object")]
     NotAnObject,
     #[error("duplicate field `{0}`")]
@@ -107,6 +109,13 @@ impl StoredEvent {
     }
 }
 
+/// Deepest nesting of arrays and objects accepted in an event. The
+/// engine's own parse skips nested values without recursing, so it would
+/// store any depth; but the consumers of the log would fail to read such an
+/// event back (serde_json stops at 128 levels, browsers and other parsers
+/// not far beyond). Real audit payloads stay far below this.
+pub const MAX_NESTING: usize = 64;
+
 /// Longest accepted `action_name`, actor type/id and environment id.
 pub const MAX_KEY_BYTES: usize = 512;
 /// The environment of an event that names none.
@@ -125,6 +134,9 @@ pub fn prepare_event(
             size: input.len(),
             max: limits.max_event_bytes,
         });
+    }
+    if nests_deeper_than(input, MAX_NESTING) {
+        return Err(EventError::TooDeep { max: MAX_NESTING });
     }
     let top = parse_top_level(input)?;
     let (id, id_from_client) = match top.get("id") {
@@ -186,6 +198,40 @@ pub fn prepare_event(
         keys,
         json,
     })
+}
+
+/// True when arrays and objects nest more than `max` deep (brackets inside
+/// strings do not count). Counting brackets first settles nearly every
+/// event without the byte-by-byte walk.
+fn nests_deeper_than(input: &[u8], max: usize) -> bool {
+    if input.iter().filter(|&&b| b == b'[' || b == b'{').count() <= max {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in input {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The non-blank lines of an NDJSON body with their 1-based line numbers

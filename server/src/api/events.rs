@@ -5,7 +5,7 @@ use auditlog_engine::query::{parse_filter, Cursor, Filter};
 use auditlog_engine::{EventId, Order, PreparedEvent, TimeRange, Timestamp};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::auth::{Caller, Role};
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
 use super::AppState;
 
 /// Failing lines reported in one 400 answer, at most.
@@ -74,12 +75,15 @@ pub async fn ingest(
     })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
+        // Absent means JSON; present but unreadable means nothing we take.
+        .map_or(Some("application/json"), |v| v.to_str().ok())
+        .unwrap_or_default()
         .to_ascii_lowercase();
-    let ndjson = content_type.starts_with("application/x-ndjson")
-        || content_type.starts_with("application/jsonl");
-    if !ndjson && !content_type.starts_with("application/json") {
+    // The media type exactly, parameters (charset...) aside: a prefix
+    // match took `application/jsonx` for JSON.
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let ndjson = matches!(media, "application/x-ndjson" | "application/jsonl");
+    if !ndjson && media != "application/json" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -256,7 +260,7 @@ fn page_body(events: &[auditlog_engine::StoredEvent], next: Option<String>) -> V
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(p): Query<ListParams>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Read)?;
     let filter = parse_filter_param(&p.filter)?;
@@ -293,7 +297,7 @@ pub struct CountParams {
 pub async fn count(
     State(state): State<AppState>,
     caller: Caller,
-    Query(p): Query<CountParams>,
+    ApiQuery(p): ApiQuery<CountParams>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Read)?;
     let filter = parse_filter_param(&p.filter)?;
@@ -306,7 +310,7 @@ pub async fn count(
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Read)?;
     let id = EventId::parse(&id)

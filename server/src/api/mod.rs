@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod settings;
@@ -65,6 +66,13 @@ pub fn router(state: AppState) -> Router {
                 axum::http::StatusCode::NOT_FOUND,
                 "not_found",
                 "no such endpoint",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
