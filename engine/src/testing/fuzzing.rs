@@ -407,18 +407,10 @@ pub fn check_open_segment(data: &[u8]) {
 /// - a filtered page holds only events that match the filter;
 /// - paging with cursors never repeats an event, and ends.
 pub fn check_data_dir(data: &[u8]) {
-    let fs = SimFs::new();
-    let root = Path::new(ROOT);
-    for kind in KINDS {
-        let _ = crate::io::FileSystem::create_dir_all(&fs, &root.join(kind));
-    }
-    for (rel, bytes) in unpack_dir(data) {
-        fs.put_file(&root.join(rel), bytes);
-    }
-    let Ok((engine, _report)) = Engine::open_with(Arc::new(fs.clone()), root, small_config())
-    else {
+    let Some((engine, fs)) = open_packed(data) else {
         return;
     };
+    let root = Path::new(ROOT);
     check_served(&engine);
     let _ = engine.verify();
     check_served(&engine);
@@ -443,6 +435,21 @@ type Oracle = fn(&serde_json::Value) -> bool;
 /// The value at a JSON pointer, `null` when absent.
 fn at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a serde_json::Value {
     v.pointer(pointer).unwrap_or(&serde_json::Value::Null)
+}
+
+/// Unpacks a packed data directory (see [`pack_dir`]) into a fresh
+/// [`SimFs`] and opens it; `None` when the engine refuses to open it.
+pub fn open_packed(data: &[u8]) -> Option<(Engine, SimFs)> {
+    let fs = SimFs::new();
+    let root = Path::new(ROOT);
+    for kind in KINDS {
+        let _ = crate::io::FileSystem::create_dir_all(&fs, &root.join(kind));
+    }
+    for (rel, bytes) in unpack_dir(data) {
+        fs.put_file(&root.join(rel), bytes);
+    }
+    let (engine, _report) = Engine::open_with(Arc::new(fs.clone()), root, small_config()).ok()?;
+    Some((engine, fs))
 }
 
 /// Scan, lookups and queries of one open store: see [`check_data_dir`].
