@@ -9,6 +9,7 @@
 )]
 
 pub mod api;
+pub mod cmd;
 pub mod config;
 pub mod retention;
 pub mod settings;

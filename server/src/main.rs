@@ -1,14 +1,12 @@
 //! The `auditlog` command: run the server, or work on a data directory.
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use auditlog_engine::query::exec::MAX_LIMIT;
-use auditlog_engine::{Engine, Order, Timestamp};
+use auditlog_engine::{Engine, Timestamp};
 use auditlog_server::api::auth::Role;
-use auditlog_server::api::events::{parse_filter_param, parse_range};
 use auditlog_server::api::{router, AppState};
+use auditlog_server::cmd::{ingest, open, query, stats};
 use auditlog_server::config::{parse_sync, ServeConfig};
 use auditlog_server::tokens::{generate_token, hash_token, TokenEntry, TokenSet};
 use clap::{Parser, Subcommand};
@@ -26,57 +24,94 @@ struct Cli {
     command: Command,
 }
 
+/// Where a client subcommand finds the store: a data directory (the
+/// server must not be running on it) or a running server.
+#[derive(clap::Args, Debug)]
+struct StoreArgs {
+    /// Data directory to open directly.
+    #[arg(long, default_value = "./data", conflicts_with = "url")]
+    data: PathBuf,
+    /// A running server instead, e.g. http://127.0.0.1:7600.
+    #[arg(long)]
+    url: Option<String>,
+    /// Bearer token for --url (default: $AUDITLOG_TOKEN).
+    #[arg(long, env = "AUDITLOG_TOKEN", hide_env_values = true, requires = "url")]
+    token: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (data in ./data, listening on 127.0.0.1:7600).
+    ///
+    /// Without tokens in the config file the API is open and the server
+    /// refuses to listen beyond loopback. See docs/OPERATIONS.md.
     Serve {
-        /// TOML config file; flags override it.
+        /// TOML config file (keys: data, listen, retention_days, sync,
+        /// max_body_bytes, max_event_bytes, [[tokens]]); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Data directory [default: ./data].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:7600].
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Drop segments whose newest event is older than this many days.
+        /// Initial retention period: drop segments whose newest event is
+        /// older than this many days; 0 keeps everything [default: 180].
+        /// A period set with PUT /v1/settings/retention wins over it.
         #[arg(long)]
         retention_days: Option<u32>,
-        /// batch (default: fsync before every acknowledgement), none, or interval:<ms>.
+        /// batch (default: fsync before every acknowledgement), none, or
+        /// interval:<ms> (see docs/OPERATIONS.md for what each risks).
         #[arg(long)]
         sync: Option<String>,
     },
-    /// Append NDJSON events from a file (or - for stdin) into a data directory.
+    /// Append NDJSON events (one JSON object per line) from a file, or - for
+    /// stdin, into a data directory or to a running server (--url).
+    ///
+    /// Each batch is all-or-nothing; on an invalid line the command stops
+    /// and names the line.
     Ingest {
+        /// NDJSON file, or - for standard input.
         file: PathBuf,
-        #[arg(long, default_value = "./data")]
-        data: PathBuf,
-        /// Events per batch.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Events per batch (one request with --url).
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
     /// Print events matching a filter, newest first.
     Query {
-        /// e.g. "actor.type = 'user' AND action_name = 'items.update'"
+        /// Filter, e.g. "actor.type = 'user' AND action_name = 'items.update'"
+        /// (docs/QUERY.md).
         filter: Option<String>,
-        #[arg(long, default_value = "./data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only events at or after this RFC 3339 time.
         #[arg(long)]
         from: Option<String>,
+        /// Only events before this RFC 3339 time.
         #[arg(long)]
         to: Option<String>,
+        /// Events to print, at most (1 to 10000).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Oldest first instead of newest first.
         #[arg(long)]
         oldest_first: bool,
         /// Print the count of matching events instead of the events.
         #[arg(long)]
         count: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = query::Format::Table)]
+        format: query::Format,
     },
     /// Check every checksum in a data directory; exit 1 on damage.
     Verify {
         #[arg(long, default_value = "./data")]
         data: PathBuf,
     },
-    /// Drop segments whose newest event is older than N days.
+    /// Drop segments whose newest event is older than N days (server stopped).
     Retention {
         #[arg(long)]
         older_than_days: u32,
@@ -95,11 +130,44 @@ enum Command {
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
-    /// Print counts and sizes of a data directory.
+    /// Print counts and sizes of a store.
     Stats {
-        #[arg(long, default_value = "./data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
+}
+
+impl StoreArgs {
+    fn ingest_target(self) -> ingest::Target {
+        match self.url {
+            Some(url) => ingest::Target::Url {
+                url,
+                token: self.token,
+            },
+            None => ingest::Target::Dir(self.data),
+        }
+    }
+    fn query_source(self) -> query::Source {
+        match self.url {
+            Some(url) => query::Source::Url {
+                url,
+                token: self.token,
+            },
+            None => query::Source::Dir(self.data),
+        }
+    }
+    fn stats_source(self) -> stats::Source {
+        match self.url {
+            Some(url) => stats::Source::Url {
+                url,
+                token: self.token,
+            },
+            None => stats::Source::Dir(self.data),
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -139,42 +207,30 @@ fn main() -> Result<()> {
             }
             serve(cfg)
         }
-        Command::Ingest { file, data, batch } => ingest(file, data, batch.max(1)),
+        Command::Ingest { file, store, batch } => {
+            ingest::run(&file, store.ingest_target(), batch.max(1))
+        }
         Command::Query {
             filter,
-            data,
+            store,
             from,
             to,
             limit,
             oldest_first,
             count,
-        } => {
-            let engine = open(&data)?;
-            let filter = parse_filter_param(&filter).map_err(|e| anyhow::anyhow!(e.message))?;
-            let range = parse_range(&from, &to).map_err(|e| anyhow::anyhow!(e.message))?;
-            let snap = engine.snapshot();
-            if count {
-                println!("{}", snap.count(filter.as_ref(), range)?);
-                return Ok(());
-            }
-            let query = auditlog_engine::query::Query {
+            format,
+        } => query::run(
+            store.query_source(),
+            query::Args {
                 filter,
-                range,
-                order: if oldest_first {
-                    Order::OldestFirst
-                } else {
-                    Order::NewestFirst
-                },
-                limit: limit.clamp(1, MAX_LIMIT),
-                cursor: None,
-            };
-            let mut out = std::io::stdout().lock();
-            for e in snap.query(&query)?.events {
-                out.write_all(&e.json)?;
-                out.write_all(b"\n")?;
-            }
-            Ok(())
-        }
+                from,
+                to,
+                limit,
+                oldest_first,
+                count,
+                format,
+            },
+        ),
         Command::Verify { data } => {
             let (engine, report) = Engine::open(&data, Default::default())?;
             let mut problems = 0usize;
@@ -262,18 +318,7 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Stats { data } => {
-            let engine = open(&data)?;
-            let s = engine.stats();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "segments": s.segments, "events": s.events, "disk_bytes": s.disk_bytes,
-                    "raw_bytes": s.raw_bytes, "head_events": s.head_events,
-                })
-            );
-            Ok(())
-        }
+        Command::Stats { store, json } => stats::run(store.stats_source(), json),
     }
 }
 
@@ -284,66 +329,6 @@ fn parse_role(s: &str) -> Result<Role, String> {
         "admin" => Ok(Role::Admin),
         other => Err(format!("unknown role {other:?}: use ingest, read or admin")),
     }
-}
-
-fn open(data: &PathBuf) -> Result<Engine> {
-    let (engine, report) = Engine::open(data, Default::default())
-        .with_context(|| format!("opening {}", data.display()))?;
-    for (path, why) in report.quarantined {
-        tracing::warn!(file = %path.display(), reason = %why, "set aside");
-    }
-    Ok(engine)
-}
-
-fn ingest(file: PathBuf, data: PathBuf, batch: usize) -> Result<()> {
-    let engine = open(&data)?;
-    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
-        ))
-    };
-    let started = std::time::Instant::now();
-    let mut lines: Vec<String> = Vec::with_capacity(batch);
-    let mut total = 0u64;
-    let mut line_no = 0u64;
-    let flush = |lines: &mut Vec<String>, first_line: u64, total: &mut u64| -> Result<()> {
-        match engine.append_json(lines) {
-            Ok(out) => *total += out.len() as u64,
-            Err(auditlog_engine::Error::InvalidEventInBatch { index, source }) => {
-                bail!("line {}: {source}", first_line + index as u64)
-            }
-            Err(e) => return Err(e.into()),
-        }
-        lines.clear();
-        eprint!(
-            "\r{total} events, {:.0} events/s",
-            *total as f64 / started.elapsed().as_secs_f64().max(1e-9)
-        );
-        Ok(())
-    };
-    let mut first_line = 1;
-    for line in reader.lines() {
-        let line = line?;
-        line_no += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if lines.is_empty() {
-            first_line = line_no;
-        }
-        lines.push(line);
-        if lines.len() >= batch {
-            flush(&mut lines, first_line, &mut total)?;
-        }
-    }
-    if !lines.is_empty() {
-        flush(&mut lines, first_line, &mut total)?;
-    }
-    eprintln!();
-    println!("ingested {total} events");
-    Ok(())
 }
 
 fn serve(cfg: ServeConfig) -> Result<()> {

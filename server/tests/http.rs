@@ -575,3 +575,170 @@ fn metrics_count_ingest_queries_and_errors() {
     assert!(text.contains("auditlog_query_duration_seconds_bucket{le="));
     s.stop();
 }
+
+#[test]
+fn sigterm_during_ingest_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (base, acked) = (s.base.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let c = Client::new();
+                for batch in 0.. {
+                    let body: String = (0..200)
+                        .map(|i| format!("{}\n", json!({"action_name": "load", "actor": {"type": "client", "id": format!("{client}-{batch}-{i}")}})))
+                        .collect();
+                    let Ok(r) = c
+                        .post(format!("{base}/v1/events"))
+                        .header("content-type", "application/x-ndjson")
+                        .body(body)
+                        .send()
+                    else {
+                        return; // the server has gone: nothing acknowledged
+                    };
+                    if r.status().as_u16() != 201 {
+                        return;
+                    }
+                    let Ok(v) = r.json::<Value>() else { return };
+                    let ids = v["ids"].as_array().unwrap().iter();
+                    acked
+                        .lock()
+                        .unwrap()
+                        .extend(ids.map(|i| i.as_str().unwrap().to_owned()));
+                }
+            })
+        })
+        .collect();
+    // Let some batches through, then SIGTERM mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 2_000 {
+        assert!(Instant::now() < deadline, "no ingest progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(Command::new("kill")
+        .arg(s.child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "graceful exit, got {status}");
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    drop(s);
+
+    let s = Server::start(dir.path());
+    let c = Client::new();
+    let mut stored = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = vec![("limit", "10000")];
+        if let Some(c) = cursor.as_deref() {
+            q.push(("cursor", c));
+        }
+        let (status, page) = get(&c, &s, "/v1/events", &q);
+        assert_eq!(status, 200);
+        for e in page["events"].as_array().unwrap() {
+            stored.insert(e["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let lost = acked.iter().filter(|id| !stored.contains(*id)).count();
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} acknowledged events lost",
+        acked.len()
+    );
+    s.stop();
+}
+
+#[test]
+fn cli_ingests_to_a_server_and_queries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens_config(dir.path());
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", t.config.to_str().unwrap()],
+    );
+    let file = dir.path().join("events.ndjson");
+    let mut text: String = (0..25)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"action_name": "cli", "actor": {"type": "u", "id": format!("{i}")}})
+            )
+        })
+        .collect();
+    text.push('\n');
+    std::fs::write(&file, &text).unwrap();
+    let auditlog = |args: &[&str], token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_auditlog"))
+            .args(args)
+            .args(["--url", &s.base])
+            .env("AUDITLOG_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let file_arg = file.to_str().unwrap();
+    let out = auditlog(&["ingest", file_arg, "--batch", "10"], &t.ingest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ingested 25 events"));
+
+    // A bad line: the failing batch is refused whole and the input line named.
+    text.push_str("{\"action_name\": \"cli\"}\n");
+    std::fs::write(&file, &text).unwrap();
+    let out = auditlog(&["ingest", file_arg, "--batch", "10"], &t.ingest);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 27: missing required field `actor`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("20 events of earlier batches were stored"),
+        "{err}"
+    );
+
+    // Reads need a read token; the ingest token is refused with 403.
+    let out = auditlog(&["query", "action_name = 'cli'", "--count"], &t.ingest);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403 forbidden"));
+    let out = auditlog(&["query", "action_name = 'cli'", "--count"], &t.read);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "45");
+    let out = auditlog(
+        &[
+            "query",
+            "actor.id = '3'",
+            "--format",
+            "json",
+            "--limit",
+            "10",
+        ],
+        &t.read,
+    );
+    let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        events.as_array().unwrap().len(),
+        2,
+        "batches 1 and 2 both hold actor 3"
+    );
+    assert_eq!(events[0]["actor"]["id"], "3");
+    let out = auditlog(&["query", "actor.id = '3'"], &t.read);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("OCCURRED_AT"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let out = auditlog(&["stats", "--json"], &t.read);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["events"], 45);
+    s.stop();
+}

@@ -1,9 +1,14 @@
-//! `auditlog-load`: sustained-load measurements of the engine in process.
+//! `auditlog-load`: sustained-load measurements, of the engine in process
+//! and of a running server over HTTP.
 //!
 //! `append`: N threads append pre-generated NDJSON batches (parse,
 //! validate, compress, write, sync — the whole path from request bytes to
 //! durable storage) and report events/s, MB/s of NDJSON, bytes on disk per
 //! NDJSON byte, and resident memory.
+//!
+//! `http`: N client threads post pre-generated NDJSON batches to a running
+//! `auditlog serve` while one more client runs first-page indexed queries;
+//! reports events/s acknowledged and query latency percentiles.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,6 +52,32 @@ enum Cmd {
         block_bytes: usize,
         /// Distinct batches generated up front and reused in turn.
         #[arg(long, default_value_t = 400)]
+        pool: usize,
+    },
+    /// Post generated NDJSON batches to a running server with N concurrent
+    /// clients while another client runs first-page indexed queries.
+    /// Start the server first, e.g.
+    /// `auditlog serve --data /tmp/load --retention-days 0`.
+    Http {
+        /// The server, e.g. http://127.0.0.1:7600.
+        #[arg(long, default_value = "http://127.0.0.1:7600")]
+        url: String,
+        /// Bearer token (an ingest and read one, or admin), if the server has tokens.
+        #[arg(long, env = "AUDITLOG_TOKEN")]
+        token: Option<String>,
+        /// Total events to post.
+        #[arg(long, default_value_t = 2_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Concurrent ingest clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Pause between two queries of the query client, ms (0: back to back).
+        #[arg(long, default_value_t = 20)]
+        query_pause_ms: u64,
+        /// Distinct batches generated up front and reused in turn.
+        #[arg(long, default_value_t = 200)]
         pool: usize,
     },
     /// Open an existing store, run a set of queries, report memory: what
@@ -147,6 +178,23 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Http {
+            url,
+            token,
+            events,
+            batch,
+            clients,
+            query_pause_ms,
+            pool,
+        } => http_load(HttpLoad {
+            url,
+            token,
+            events,
+            batch,
+            clients,
+            query_pause: Duration::from_millis(query_pause_ms),
+            pool,
+        }),
         Cmd::Open { dir } => {
             let started = Instant::now();
             let (engine, report) = Engine::open(&dir, EngineConfig::default())?;
@@ -202,4 +250,144 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+struct HttpLoad {
+    url: String,
+    token: Option<String>,
+    events: usize,
+    batch: usize,
+    clients: usize,
+    query_pause: Duration,
+    pool: usize,
+}
+
+/// First-page filters the indexes answer (action, actor, environment).
+const INDEXED_FILTERS: &[&str] = &[
+    "action_name = 'items.update'",
+    "actor.type = 'user' AND action_name = 'items.create'",
+    "actor.id = 'rare-7'",
+    "environment.id = 'main' AND actor.type = 'api_key'",
+];
+
+fn http_load(a: HttpLoad) -> Result<()> {
+    use std::sync::atomic::AtomicBool;
+
+    let base = a.url.trim_end_matches('/').to_owned();
+    let client = || -> Result<reqwest::blocking::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = &a.token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))?,
+            );
+        }
+        Ok(reqwest::blocking::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_secs(120))
+            .build()?)
+    };
+    let total_batches = a.events.div_ceil(a.batch.max(1));
+    eprintln!(
+        "generating {} batches of {}...",
+        a.pool.min(total_batches),
+        a.batch
+    );
+    let data: Arc<Vec<bytes::Bytes>> = Arc::new(
+        ndjson_batches(7, a.pool.min(total_batches).max(1), a.batch.max(1))
+            .into_iter()
+            .map(bytes::Bytes::from)
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let querier = {
+        let (c, base, done, pause) = (client()?, base.clone(), done.clone(), a.query_pause);
+        std::thread::spawn(move || -> Result<Vec<f64>> {
+            let mut ms = Vec::new();
+            let mut i = 0usize;
+            while !done.load(Ordering::Relaxed) {
+                let filter = INDEXED_FILTERS[i % INDEXED_FILTERS.len()];
+                i += 1;
+                let t = Instant::now();
+                let r = c
+                    .get(format!("{base}/v1/events"))
+                    .query(&[("filter", filter), ("limit", "100")])
+                    .send()?;
+                let status = r.status();
+                let _ = r.bytes()?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                anyhow::ensure!(status.is_success(), "query answered {status}");
+                std::thread::sleep(pause);
+            }
+            Ok(ms)
+        })
+    };
+    let workers: Vec<_> = (0..a.clients)
+        .map(|_| {
+            let (c, base, data, next) = (client(), base.clone(), data.clone(), next.clone());
+            std::thread::spawn(move || -> Result<(usize, usize)> {
+                let c = c?;
+                let (mut events, mut bytes) = (0usize, 0usize);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total_batches {
+                        return Ok((events, bytes));
+                    }
+                    let body = data[i % data.len()].clone();
+                    bytes += body.len();
+                    let r = c
+                        .post(format!("{base}/v1/events"))
+                        .header("content-type", "application/x-ndjson")
+                        .body(body)
+                        .send()?;
+                    let status = r.status();
+                    let answer = r.bytes()?;
+                    anyhow::ensure!(
+                        status.as_u16() == 201,
+                        "ingest answered {status}: {}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                    let v: serde_json::Value = serde_json::from_slice(&answer)?;
+                    events += v["ids"].as_array().map_or(0, Vec::len);
+                }
+            })
+        })
+        .collect();
+    let (mut events, mut bytes) = (0, 0);
+    let mut failure = None;
+    for w in workers {
+        match w.join().map_err(|_| anyhow::anyhow!("client panicked"))? {
+            Ok((e, b)) => {
+                events += e;
+                bytes += b;
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let mut ms = querier
+        .join()
+        .map_err(|_| anyhow::anyhow!("query client panicked"))??;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "events": events,
+            "seconds": secs,
+            "events_per_s": events as f64 / secs,
+            "ndjson_mb_per_s": bytes as f64 / secs / 1e6,
+            "clients": a.clients, "batch": a.batch,
+            "queries": ms.len(),
+            "query_p50_ms": auditlog_benches::quantile(&ms, 0.5),
+            "query_p99_ms": auditlog_benches::quantile(&ms, 0.99),
+            "query_max_ms": ms.last().copied().unwrap_or(f64::NAN),
+        })
+    );
+    Ok(())
 }
