@@ -175,6 +175,24 @@ fn encode_store(id: &[u8; 16]) -> Vec<u8> {
     b
 }
 
+/// Reads the store id of the data directory at `root` without creating or
+/// changing anything (for offline verification of a copy).
+pub fn read_store_id(fs: &dyn FileSystem, root: &Path) -> Result<[u8; 16]> {
+    let path = root.join("STORE");
+    let bytes = fs.read_all(&path).map_err(|e| Error::io(&path, e))?;
+    let (version, id) = decode_store((*bytes).as_ref())
+        .ok_or_else(|| Error::corrupt(&path, 0, "STORE file is damaged"))?;
+    if !(MIN_READ_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(Error::UnsupportedVersion {
+            path,
+            found: version,
+            supported: FORMAT_VERSION,
+            hint: "this build verifies version 2 stores only",
+        });
+    }
+    Ok(id)
+}
+
 /// The format version and store id, if the file is intact.
 fn decode_store(b: &[u8]) -> Option<(u16, [u8; 16])> {
     if b.len() != STORE_LEN || b.get(..8)? != STORE_MAGIC {

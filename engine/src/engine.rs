@@ -22,6 +22,12 @@ use crate::datadir::DataDir;
 use crate::error::{Error, Result};
 use crate::event::{prepare_event, EventLimits, PreparedEvent, StoredEvent};
 use crate::integrity::chain::{leaf_hash, ChainHead, Digest32, CHAIN_NONE, CHAIN_SHA256};
+use crate::integrity::checkpoint::{Checkpoint, CheckpointReason};
+use crate::integrity::key::PublicKey;
+use crate::integrity::manifest::{ExportFacts, SignedManifest};
+use crate::integrity::notary::{tombstone_for, write_tombstone, Notary};
+use crate::integrity::proof::EventProof;
+use crate::integrity::tombstone;
 use crate::io::{FileSystem, StdFs};
 use crate::segment::block::{encode_blocks, EncodedBlock};
 use crate::segment::dict::{DictStore, Dictionary};
@@ -77,6 +83,13 @@ pub struct EngineConfig {
     /// Keep the hash chain (docs/INTEGRITY.md). Always on in real use; the
     /// switch exists only to measure what chaining costs on ingest.
     pub hash_chain: bool,
+    /// The Ed25519 signing key file, created on first open; keep it apart
+    /// from the data directory. `None`: no checkpoints are written and
+    /// retention tombstones are unsigned (tests, tools).
+    pub signing_key: Option<PathBuf>,
+    /// Where checkpoints are also appended as JSON lines, for shipping
+    /// elsewhere. Default `<data>/checkpoints/checkpoints.ndjson`.
+    pub checkpoint_export: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +109,8 @@ impl Default for EngineConfig {
             block_cache_bytes: 64 << 20,
             bitmap_cache_bytes: 16 << 20,
             hash_chain: true,
+            signing_key: None,
+            checkpoint_export: None,
         }
     }
 }
@@ -118,6 +133,9 @@ pub struct OpenReport {
     pub head_cut_bytes: u64,
     /// Files set aside, with the reason.
     pub quarantined: Vec<(PathBuf, String)>,
+    /// Integrity findings at open (e.g. the store is behind its own latest
+    /// checkpoint); `auditlog verify` gives the full picture.
+    pub integrity_warnings: Vec<String>,
 }
 
 /// What a retention drop removed.
@@ -186,6 +204,24 @@ impl Snapshot {
                 events
             })
         })
+    }
+
+    /// Chain position at the end of this snapshot: events since genesis,
+    /// dropped ones included.
+    pub fn chain_position(&self) -> u64 {
+        self.segments.last().map_or(0, |s| {
+            s.header().chain_position + u64::from(s.event_count())
+        })
+    }
+
+    /// The chain position of event `id` (events before it since genesis).
+    pub fn position_of(&self, id: EventId) -> Result<Option<u64>> {
+        for seg in self.segments.iter().rev() {
+            if let Some(o) = seg.find_id(id)? {
+                return Ok(Some(seg.header().chain_position + u64::from(o)));
+            }
+        }
+        Ok(None)
     }
 
     pub fn event_count(&self) -> u64 {
@@ -260,6 +296,8 @@ struct Inner {
     current_dict: RwLock<Option<Dictionary>>,
     queue: Mutex<Queue>,
     queue_cv: Condvar,
+    /// The signing key and checkpoint log, when a key is configured.
+    notary: Option<Notary>,
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -420,7 +458,38 @@ impl Engine {
             }
         }
         report.sealed_segments = sealed.len();
-        let chain = chain_after_open(&data, &sealed);
+        let (tombstones, bad_tombstones) = tombstone::read_all(fs.as_ref(), &data.root)?;
+        for (path, why) in bad_tombstones {
+            report
+                .integrity_warnings
+                .push(format!("{}: {why}", path.display()));
+        }
+        let chain = chain_after_open(&data, &sealed, &tombstones);
+        let notary = match &cfg.signing_key {
+            Some(key) => Some(Notary::open(
+                fs.as_ref(),
+                &data.root,
+                data.store_id,
+                key,
+                cfg.checkpoint_export.as_deref(),
+            )?),
+            None => None,
+        };
+        let published = head.as_ref().map_or(chain, |h| h.head.state().chain);
+        if let Some(last) = notary.as_ref().and_then(Notary::latest) {
+            if last.position > published.position {
+                let why = format!(
+                    "the store holds {} events but its checkpoint {} (signed {}) covers {}: \
+                     the newest events are missing (run `auditlog verify`)",
+                    published.position,
+                    last.sequence,
+                    last.time.to_rfc3339(),
+                    last.position
+                );
+                tracing::error!("{why}");
+                report.integrity_warnings.push(why);
+            }
+        }
         let state = State {
             sealed: Arc::new(sealed),
             head: head.as_ref().map(|w: &HeadWriter| w.head.clone()),
@@ -453,6 +522,7 @@ impl Engine {
                 leader: false,
             }),
             queue_cv: Condvar::new(),
+            notary,
             _lock: lock,
         });
         if let SyncPolicy::Interval(every) = inner.cfg.sync {
@@ -815,6 +885,11 @@ impl Engine {
             position: sealed.header.chain_position + u64::from(sealed.event_count()),
             value: sealed.facts.chain_last,
         };
+        // The seal is durable and published; a failed checkpoint costs
+        // evidence, not data, so it is logged rather than failing the seal.
+        if let Err(e) = self.checkpoint_locked(w, CheckpointReason::Seal) {
+            tracing::error!(error = %e, "could not write the seal checkpoint");
+        }
         tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = started.elapsed().as_millis() as u64, "sealed segment");
         w.seals_since_training += 1;
         let due =
@@ -926,16 +1001,31 @@ impl Engine {
         if head_expired {
             self.seal_head(&mut w)?;
         }
-        let expired: Vec<Arc<SealedSegment>> = {
+        let expired: Vec<Arc<SealedSegment>> = inner
+            .state
+            .read()
+            .sealed
+            .iter()
+            .filter(|s| s.facts.max_ts < cutoff)
+            .cloned()
+            .collect();
+        // A tombstone for each segment is durable before anything is
+        // removed, so the chain verifies across the gap.
+        let signer = inner.notary.as_ref().map(Notary::signer);
+        for seg in &expired {
+            let t = tombstone_for(seg, inner.dir.store_id, cutoff, signer);
+            write_tombstone(inner.fs.as_ref(), &inner.dir.root, &t)?;
+        }
+        {
             let mut state = inner.state.write();
-            let (gone, keep): (Vec<_>, Vec<_>) = state
+            let keep: Vec<Arc<SealedSegment>> = state
                 .sealed
                 .iter()
+                .filter(|s| s.facts.max_ts >= cutoff)
                 .cloned()
-                .partition(|s| s.facts.max_ts < cutoff);
+                .collect();
             state.sealed = Arc::new(keep);
-            gone
-        };
+        }
         let mut report = DropReport::default();
         if !expired.is_empty() {
             inner
@@ -1033,10 +1123,130 @@ impl Engine {
         Ok(())
     }
 
-    /// Flushes and releases the store. Dropping the engine does the same,
-    /// best effort.
+    /// Flushes and releases the store, with a last checkpoint when events
+    /// arrived since the previous one. Dropping the engine flushes too,
+    /// best effort, without the checkpoint.
     pub fn close(self) -> Result<()> {
-        self.sync()
+        self.sync()?;
+        self.checkpoint(CheckpointReason::Shutdown)?;
+        Ok(())
+    }
+
+    /// The public half of the signing key, when one is configured.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.inner.notary.as_ref().map(Notary::public_key)
+    }
+
+    /// Where the chain stands after the last published event.
+    pub fn chain_head(&self) -> ChainHead {
+        let w = self.inner.writer.lock();
+        current_chain(&w)
+    }
+
+    /// Writes a signed checkpoint at the current chain head if events were
+    /// appended since the latest one (and a key is configured). Everything
+    /// it covers is synced first, so a checkpoint never names events a
+    /// power cut could take back.
+    pub fn checkpoint(&self, reason: CheckpointReason) -> Result<Option<Checkpoint>> {
+        let mut w = self.inner.writer.lock();
+        self.checkpoint_locked(&mut w, reason)
+    }
+
+    fn checkpoint_locked(
+        &self,
+        w: &mut Writer,
+        reason: CheckpointReason,
+    ) -> Result<Option<Checkpoint>> {
+        let Some(notary) = &self.inner.notary else {
+            return Ok(None);
+        };
+        if let Some(head) = w.head.as_mut() {
+            head.sync_published()?;
+        }
+        notary.checkpoint(self.inner.fs.as_ref(), current_chain(w), reason)
+    }
+
+    /// The latest checkpoint at or past `position` events, writing one now
+    /// if none is (for proofs and export manifests).
+    pub fn checkpoint_covering(&self, position: u64) -> Result<Option<Checkpoint>> {
+        let Some(notary) = &self.inner.notary else {
+            return Ok(None);
+        };
+        if let Some(c) = notary.latest().filter(|c| c.position >= position) {
+            return Ok(Some(c));
+        }
+        self.checkpoint(CheckpointReason::Request)?;
+        Ok(notary.latest().filter(|c| c.position >= position))
+    }
+
+    /// The newest checkpoint written by this store, if any.
+    pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
+        self.inner.notary.as_ref().and_then(Notary::latest)
+    }
+
+    /// Recent checkpoints (the last 64 at most) with a sequence above
+    /// `after`, oldest first: what a tail stream emits as they come.
+    pub fn checkpoints_after(&self, after: Option<u64>) -> Vec<Checkpoint> {
+        self.inner
+            .notary
+            .as_ref()
+            .map(|n| n.recent_after(after))
+            .unwrap_or_default()
+    }
+
+    /// Every checkpoint in the store's log, oldest first.
+    pub fn read_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let path = crate::integrity::notary::checkpoint_dir(&self.inner.dir.root)
+            .join(crate::integrity::checkpoint::LOG_FILE);
+        Ok(crate::integrity::checkpoint::read_log(self.inner.fs.as_ref(), &path)?.checkpoints)
+    }
+
+    /// A proof that event `id` is in the log as of a signed checkpoint
+    /// (the earliest that covers it; one is written now if none does).
+    /// `Ok(None)`: no such event, or no signing key configured.
+    pub fn prove(&self, id: EventId) -> Result<Option<EventProof>> {
+        let snapshot = self.snapshot();
+        let Some(position) = snapshot.position_of(id)? else {
+            return Ok(None);
+        };
+        let path = crate::integrity::notary::checkpoint_dir(&self.inner.dir.root)
+            .join(crate::integrity::checkpoint::LOG_FILE);
+        let earliest = crate::integrity::checkpoint::first_covering(
+            self.inner.fs.as_ref(),
+            &path,
+            position + 1,
+        )?;
+        let checkpoint = match earliest {
+            Some(c) => c,
+            None => match self.checkpoint_covering(position + 1)? {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+        };
+        // A snapshot taken after the checkpoint holds every event it covers.
+        EventProof::build(&self.snapshot(), id, checkpoint)
+    }
+
+    /// Signs the manifest of an export read from a snapshot at
+    /// `facts.position`, against a checkpoint that covers it (written now
+    /// if needed). `None` without a signing key.
+    pub fn sign_export_manifest(&self, facts: &ExportFacts) -> Result<Option<SignedManifest>> {
+        let Some(notary) = &self.inner.notary else {
+            return Ok(None);
+        };
+        let Some(checkpoint) = self.checkpoint_covering(facts.position)? else {
+            return Ok(None);
+        };
+        Ok(Some(SignedManifest::sign(
+            notary.signer(),
+            &self.inner.dir.store_id,
+            facts,
+            &checkpoint,
+        )))
+    }
+
+    pub fn store_id(&self) -> [u8; 16] {
+        self.inner.dir.store_id
     }
 }
 
@@ -1049,17 +1259,30 @@ impl Drop for Inner {
 }
 
 /// Where new segments continue the chain after opening: after the newest
-/// sealed segment, else at genesis. (A head being continued carries its
-/// own chain state.)
-fn chain_after_open(data: &DataDir, sealed: &[Arc<SealedSegment>]) -> ChainHead {
+/// sealed segment (or dropped one, when retention dropped them all), else
+/// at genesis. (A head being continued carries its own chain state.)
+fn chain_after_open(
+    data: &DataDir,
+    sealed: &[Arc<SealedSegment>],
+    tombstones: &[tombstone::Tombstone],
+) -> ChainHead {
     sealed
         .iter()
         .map(|s| ChainHead {
             position: s.header.chain_position + u64::from(s.event_count()),
             value: s.facts.chain_last,
         })
+        .chain(tombstones.iter().map(tombstone::Tombstone::end))
         .max_by_key(|c| c.position)
         .unwrap_or_else(|| ChainHead::genesis(&data.store_id))
+}
+
+/// The chain after the last published event.
+fn current_chain(w: &Writer) -> ChainHead {
+    match &w.head {
+        Some(h) => h.head.state().chain,
+        None => w.chain,
+    }
 }
 
 fn fail_all(group: &[(u64, PreparedBatch)], e: &Error) -> Vec<(u64, Result<Vec<EventId>>)> {

@@ -56,6 +56,12 @@ pub trait FileSystem: Send + Sync + 'static {
         Ok(Box::new(()))
     }
     /// Writes a small file atomically: temp file, fsync, rename, fsync dir.
+    /// As [`FileSystem::write_atomic`], but the file is created readable
+    /// and writable by its owner only (mode 0600) where that means
+    /// something: for the signing key.
+    fn write_atomic_private(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.write_atomic(path, bytes)
+    }
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let tmp = path.with_extension("tmp");
         let _ = self.remove_file(&tmp);
@@ -182,6 +188,25 @@ impl FileSystem for StdFs {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+    fn write_atomic_private(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("tmp");
+        let _ = fs::remove_file(&tmp);
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => self.sync_dir(dir),
+            _ => Ok(()),
+        }
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
         let file = OpenOptions::new()

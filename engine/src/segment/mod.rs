@@ -56,6 +56,22 @@ impl SegmentView {
         }
     }
 
+    /// The segment's header (where it continues the hash chain).
+    pub fn header(&self) -> &format::SegmentHeader {
+        match self {
+            SegmentView::Sealed { seg, .. } => &seg.header,
+            SegmentView::Head { seg, .. } => &seg.header,
+        }
+    }
+
+    /// A block's header as stored (its chain value), read from the file.
+    pub fn block_header(&self, meta: &BlockMeta) -> Result<format::BlockHeader> {
+        match self {
+            SegmentView::Sealed { seg, .. } => seg.block_header(meta),
+            SegmentView::Head { seg, .. } => seg.block_header(meta),
+        }
+    }
+
     pub fn event_count(&self) -> u32 {
         match self {
             SegmentView::Sealed { events, .. } => *events,

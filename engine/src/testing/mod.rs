@@ -2,6 +2,7 @@
 //! lose power, tear writes, fail syncs and fill up. Never used on real
 //! data paths.
 
+pub mod forge;
 pub mod fuzzing;
 pub mod gen;
 mod simfs;
