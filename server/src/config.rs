@@ -24,6 +24,16 @@ pub struct ServeConfig {
     pub max_event_bytes: usize,
     /// Bearer tokens; empty means open and loopback-only.
     pub tokens: TokenSet,
+    /// The Ed25519 signing key file (created on first start). Default:
+    /// beside the data directory, `<data>.key`, so that a copy of the
+    /// data directory does not carry the key.
+    pub key: Option<PathBuf>,
+    /// A signed checkpoint this often while events arrive (0: only at
+    /// seals and shutdown).
+    pub checkpoint_interval: Duration,
+    /// The JSON-lines copy of the checkpoints meant to be shipped
+    /// elsewhere; default `<data>/checkpoints/checkpoints.ndjson`.
+    pub checkpoint_export: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -36,14 +46,35 @@ impl Default for ServeConfig {
             max_body_bytes: 64 << 20,
             max_event_bytes: 1 << 20,
             tokens: TokenSet::default(),
+            key: None,
+            checkpoint_interval: Duration::from_secs(60),
+            checkpoint_export: None,
         }
     }
 }
 
+/// The signing key beside a data directory: `./data` -> `./data.key`.
+pub fn default_key_path(data: &std::path::Path) -> PathBuf {
+    let mut name = data
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "data".into());
+    name.push(".key");
+    data.with_file_name(name)
+}
+
 impl ServeConfig {
+    pub fn key_path(&self) -> PathBuf {
+        self.key
+            .clone()
+            .unwrap_or_else(|| default_key_path(&self.data))
+    }
+
     pub fn engine_config(&self) -> EngineConfig {
         let mut cfg = EngineConfig {
             sync: self.sync,
+            signing_key: Some(self.key_path()),
+            checkpoint_export: self.checkpoint_export.clone(),
             ..EngineConfig::default()
         };
         cfg.limits.max_event_bytes = self.max_event_bytes;
@@ -63,6 +94,9 @@ pub struct FileConfig {
     pub max_event_bytes: Option<usize>,
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    pub key: Option<PathBuf>,
+    pub checkpoint_interval_secs: Option<u64>,
+    pub checkpoint_export: Option<PathBuf>,
 }
 
 /// Parses a sync policy: `batch` (default), `none`, or `interval:<ms>`.
@@ -105,6 +139,15 @@ impl ServeConfig {
             self.max_event_bytes = v;
         }
         self.tokens = TokenSet::from_entries(&f.tokens)?;
+        if let Some(v) = f.key {
+            self.key = Some(v);
+        }
+        if let Some(v) = f.checkpoint_interval_secs {
+            self.checkpoint_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = f.checkpoint_export {
+            self.checkpoint_export = Some(v);
+        }
         Ok(())
     }
 }
@@ -122,6 +165,23 @@ mod tests {
         assert_eq!(c.sync, SyncPolicy::Interval(Duration::from_millis(50)));
         assert!(c.apply_file("lisen = 1").is_err());
         assert!(parse_sync("sometimes").is_err());
+    }
+
+    #[test]
+    fn the_key_lives_beside_the_data_directory_unless_configured() {
+        let mut c = ServeConfig {
+            data: PathBuf::from("/var/lib/auditlog/data"),
+            ..ServeConfig::default()
+        };
+        assert_eq!(c.key_path(), PathBuf::from("/var/lib/auditlog/data.key"));
+        c.apply_file("key = \"/etc/auditlog/signing.key\"\ncheckpoint_interval_secs = 5\n")
+            .unwrap();
+        assert_eq!(c.key_path(), PathBuf::from("/etc/auditlog/signing.key"));
+        assert_eq!(c.checkpoint_interval, Duration::from_secs(5));
+        assert_eq!(
+            default_key_path(std::path::Path::new("./data/")),
+            PathBuf::from("./data.key")
+        );
     }
 
     #[test]

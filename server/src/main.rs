@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use auditlog_engine::{Engine, Timestamp};
 use auditlog_server::api::auth::Role;
 use auditlog_server::api::{router, AppState};
-use auditlog_server::cmd::{ingest, open, query, stats};
-use auditlog_server::config::{parse_sync, ServeConfig};
+use auditlog_server::cmd::{ingest, integrity, open_signed, query, stats};
+use auditlog_server::config::{default_key_path, parse_sync, ServeConfig};
 use auditlog_server::tokens::{generate_token, hash_token, TokenEntry, TokenSet};
 use clap::{Parser, Subcommand};
 
@@ -47,7 +47,8 @@ enum Command {
     /// refuses to listen beyond loopback. See docs/OPERATIONS.md.
     Serve {
         /// TOML config file (keys: data, listen, retention_days, sync,
-        /// max_body_bytes, max_event_bytes, [[tokens]]); flags override it.
+        /// max_body_bytes, max_event_bytes, key, checkpoint_interval_secs,
+        /// checkpoint_export, [[tokens]]); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Data directory [default: ./data].
@@ -65,6 +66,14 @@ enum Command {
         /// interval:<ms> (see docs/OPERATIONS.md for what each risks).
         #[arg(long)]
         sync: Option<String>,
+        /// The Ed25519 signing key file, created on first start (default:
+        /// beside the data directory, <data>.key). See docs/INTEGRITY.md.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Seconds between signed checkpoints while events arrive (0: only
+        /// at seals and shutdown) [default: 60].
+        #[arg(long)]
+        checkpoint_interval_secs: Option<u64>,
     },
     /// Append NDJSON events (one JSON object per line) from a file, or - for
     /// stdin, into a data directory or to a running server (--url).
@@ -106,10 +115,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = query::Format::Table)]
         format: query::Format,
     },
-    /// Check every checksum in a data directory; exit 1 on damage.
+    /// Check a data directory (or a copy of one): every checksum, the hash
+    /// chain, segment links, tombstones and signed checkpoints. Prints what
+    /// was altered, removed, reordered or truncated, where; exit 1 if any.
     Verify {
         #[arg(long, default_value = "./data")]
         data: PathBuf,
+        /// The store's public key: a file (hex, PEM) or 64 hex digits.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Checkpoints kept elsewhere (the shipped checkpoints.ndjson, a
+        /// saved GET /v1/checkpoints answer, or a copy of checkpoints/log);
+        /// the store must reach each with the same chain value. Repeatable.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+    },
+    /// Check a proof from GET /v1/events/{id}/proof; exit 1 if invalid.
+    VerifyProof {
+        file: PathBuf,
+        /// The store's public key: a file (hex, PEM) or 64 hex digits.
+        #[arg(long)]
+        public_key: String,
+    },
+    /// The signing key.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
     },
     /// Drop segments whose newest event is older than N days (server stopped).
     Retention {
@@ -117,6 +148,9 @@ enum Command {
         older_than_days: u32,
         #[arg(long, default_value = "./data")]
         data: PathBuf,
+        /// The signing key for the tombstones (default: <data>.key).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Make a new access token: prints the token (shown only this once)
     /// and the `[[tokens]]` entry, holding only its hash, for the config file.
@@ -137,6 +171,20 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Print the public key (hex; --pem for openssl).
+    Public {
+        /// The key file; default: beside the data directory (<data>.key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        #[arg(long)]
+        pem: bool,
     },
 }
 
@@ -185,6 +233,8 @@ fn main() -> Result<()> {
             listen,
             retention_days,
             sync,
+            key,
+            checkpoint_interval_secs,
         } => {
             let mut cfg = ServeConfig::default();
             if let Some(path) = config {
@@ -204,6 +254,12 @@ fn main() -> Result<()> {
             }
             if let Some(v) = sync {
                 cfg.sync = parse_sync(&v).map_err(anyhow::Error::msg)?;
+            }
+            if let Some(v) = key {
+                cfg.key = Some(v);
+            }
+            if let Some(v) = checkpoint_interval_secs {
+                cfg.checkpoint_interval = std::time::Duration::from_secs(v);
             }
             serve(cfg)
         }
@@ -231,61 +287,36 @@ fn main() -> Result<()> {
                 format,
             },
         ),
-        Command::Verify { data } => {
-            let (engine, report) = Engine::open(&data, Default::default())?;
-            let mut problems = 0usize;
-            for (path, why) in &report.quarantined {
-                println!("QUARANTINED {}: {why}", path.display());
-                problems += 1;
-            }
-            for d in engine.verify() {
-                println!("DAMAGED {d}");
-                problems += 1;
-            }
-            // Damage set aside by an earlier open stays a problem until an
-            // operator has dealt with it and emptied quarantine/; the torn
-            // tails of interrupted appends (never acknowledged) are noted.
-            let reported: Vec<&std::path::Path> = report
-                .quarantined
-                .iter()
-                .map(|(p, _)| p.as_path())
-                .collect();
-            let mut earlier: Vec<PathBuf> = std::fs::read_dir(data.join("quarantine"))
-                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-                .unwrap_or_default();
-            earlier.sort();
-            for path in earlier.iter().filter(|p| !reported.contains(&p.as_path())) {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                if name.contains(".torn-tail-at-") {
-                    println!(
-                        "NOTE {}: torn tail of an interrupted append (never acknowledged)",
-                        path.display()
-                    );
-                } else {
-                    println!("QUARANTINED {}: set aside earlier", path.display());
-                    problems += 1;
-                }
-            }
-            let stats = engine.stats();
-            if problems == 0 {
-                println!("OK: {} segments, {} events", stats.segments, stats.events);
+        Command::Verify {
+            data,
+            public_key,
+            checkpoint,
+        } => {
+            if integrity::verify(&data, public_key.as_deref(), &checkpoint)? {
                 Ok(())
             } else {
-                println!(
-                    "{problems} problem(s) found; serving {} events in {} segments",
-                    stats.events, stats.segments
-                );
                 std::process::exit(1)
             }
+        }
+        Command::VerifyProof { file, public_key } => {
+            if integrity::verify_proof(&file, &public_key)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Key {
+            action: KeyAction::Public { key, data, pem },
+        } => {
+            let path = key.unwrap_or_else(|| default_key_path(&data));
+            integrity::key_public(&path, pem)
         }
         Command::Retention {
             older_than_days,
             data,
+            key,
         } => {
-            let engine = open(&data)?;
+            let engine = open_signed(&data, key)?;
             let cutoff = Timestamp(
                 Timestamp::now()
                     .as_micros()
@@ -296,6 +327,7 @@ fn main() -> Result<()> {
                 "dropped {} segments, {} events, {} bytes",
                 r.segments, r.events, r.bytes
             );
+            engine.close()?;
             Ok(())
         }
         Command::Token { name, role } => {
@@ -342,6 +374,18 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             tracing::warn!(file = %path.display(), reason = %why, "set aside at startup");
         }
         tracing::info!(data = %cfg.data.display(), segments = report.sealed_segments, head_events = report.head_events, "store open");
+        for w in &report.integrity_warnings {
+            tracing::error!("{w}");
+        }
+        if let Some(key) = engine.public_key() {
+            // On stdout too, so it can be recorded away from this machine.
+            let public = auditlog_engine::integrity::chain::hex(&key);
+            println!("auditlog public key (ed25519): {public}");
+            tracing::info!(key = %cfg.key_path().display(), %public, "signing checkpoints");
+        }
+        if !cfg.checkpoint_interval.is_zero() {
+            tokio::spawn(checkpoint_loop(engine.clone(), cfg.checkpoint_interval));
+        }
         if cfg.tokens.is_empty() {
             if !cfg.listen.ip().is_loopback() {
                 bail!(
@@ -380,6 +424,25 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         tokio::task::spawn_blocking(move || closing.close()).await??;
         Ok(())
     })
+}
+
+/// Writes a signed checkpoint every `every` while events arrive.
+async fn checkpoint_loop(engine: Engine, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let e = engine.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            e.checkpoint(auditlog_engine::integrity::checkpoint::CheckpointReason::Interval)
+        })
+        .await;
+        match done {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod integrity;
 pub mod metrics;
 pub mod openapi;
 pub mod settings;
@@ -57,6 +58,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::list).post(events::ingest))
         .route("/v1/events/count", get(events::count))
         .route("/v1/events/{id}", get(events::get_one))
+        .route("/v1/events/{id}/proof", get(integrity::proof))
+        .route("/v1/checkpoints", get(integrity::checkpoints))
+        .route("/v1/public-key", get(integrity::public_key))
         .route(
             "/v1/settings/retention",
             get(settings::get_retention).put(settings::put_retention),

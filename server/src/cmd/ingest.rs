@@ -95,7 +95,7 @@ fn progress(total_bytes: Option<u64>) -> ProgressBar {
 
 pub fn run(file: &Path, target: Target, batch: usize) -> Result<()> {
     let sink = match target {
-        Target::Dir(dir) => Sink::Engine(super::open(&dir)?),
+        Target::Dir(dir) => Sink::Engine(super::open_signed(&dir, None)?),
         Target::Url { url, token } => Sink::Server(Server::new(&url, token)?),
     };
     let (reader, size): (Box<dyn Read>, Option<u64>) = if file.as_os_str() == "-" {

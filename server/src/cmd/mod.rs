@@ -4,10 +4,11 @@
 
 pub mod client;
 pub mod ingest;
+pub mod integrity;
 pub mod query;
 pub mod stats;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use auditlog_engine::Engine;
@@ -18,6 +19,25 @@ pub fn open(data: &Path) -> Result<Engine> {
         .with_context(|| format!("opening {}", data.display()))?;
     for (path, why) in report.quarantined {
         tracing::warn!(file = %path.display(), reason = %why, "set aside");
+    }
+    Ok(engine)
+}
+
+/// Opens a data directory to write: seals get signed checkpoints and
+/// retention drops signed tombstones, with the key beside the data
+/// directory (`<data>.key`) unless `key` names another.
+pub fn open_signed(data: &Path, key: Option<PathBuf>) -> Result<Engine> {
+    let cfg = auditlog_engine::EngineConfig {
+        signing_key: Some(key.unwrap_or_else(|| crate::config::default_key_path(data))),
+        ..Default::default()
+    };
+    let (engine, report) =
+        Engine::open(data, cfg).with_context(|| format!("opening {}", data.display()))?;
+    for (path, why) in report.quarantined {
+        tracing::warn!(file = %path.display(), reason = %why, "set aside");
+    }
+    for w in report.integrity_warnings {
+        tracing::error!("{w}");
     }
     Ok(engine)
 }
