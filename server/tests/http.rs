@@ -495,6 +495,7 @@ fn retention_setting_is_audited_applied_and_survives_a_restart() {
     assert_eq!(e["environment"]["id"], "auditlog");
     assert_eq!(e["request"]["method"], "PUT");
     assert_eq!(e["request"]["path"], "/v1/settings/retention");
+    assert_eq!(e["request"]["ip"], "127.0.0.1");
     assert_eq!(e["metadata"], json!({"old_days": 0, "new_days": 30}));
     assert!(e["description"].as_str().unwrap().contains("30 days"));
     // Metrics follow once the drop has finished.
