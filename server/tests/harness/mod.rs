@@ -73,6 +73,12 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGKILL, keeping the handle (to `restart` later).
+    pub fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then wait: the graceful path.
     pub fn stop(mut self) {
         let _ = Command::new("kill")
