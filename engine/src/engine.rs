@@ -31,6 +31,7 @@ use crate::integrity::tombstone;
 use crate::io::{FileSystem, StdFs};
 use crate::segment::block::{encode_blocks, EncodedBlock};
 use crate::segment::dict::{DictStore, Dictionary};
+use crate::segment::format::SegmentHeader;
 use crate::segment::head::{new_header, HeadWriter};
 use crate::segment::recover::recover_head;
 use crate::segment::sealed::{OpenFailure, SealedSegment};
@@ -386,7 +387,21 @@ impl Engine {
         ids.sort();
         let mut sealed = Vec::new();
         let mut head = None;
-        let last = ids.last().map(|(id, _)| *id);
+        // The head is the newest file that is really one of this store's
+        // segments: a stray copy or a foreign file with a larger id must
+        // not make the real head look like an unsealed older segment.
+        let last = ids
+            .iter()
+            .rev()
+            .find(|(_, name)| {
+                let path = data.segments.join(name);
+                fs.read_all(&path).is_ok_and(|bytes| {
+                    SegmentHeader::decode((*bytes).as_ref()).is_ok_and(|h| {
+                        crate::segment::recover::check_identity(&path, &h, &data.store_id).is_ok()
+                    })
+                })
+            })
+            .map(|(id, _)| *id);
         for (id, name) in ids {
             let path = data.segments.join(&name);
             if fs.file_len(&path).map_err(|e| Error::io(&path, e))? == 0 {
@@ -396,15 +411,16 @@ impl Engine {
             }
             match SealedSegment::open(fs.as_ref(), path.clone(), &data.store_id, caches.clone()) {
                 Ok(seg) => {
-                    if crate::segment::recover::check_identity(&path, &seg.header, &data.store_id)
-                        .is_err()
-                    {
-                        let to = data.quarantine(fs.as_ref(), &path)?;
-                        report
-                            .quarantined
-                            .push((to, "segment id does not match its file name".into()));
-                    } else {
-                        sealed.push(Arc::new(seg));
+                    match crate::segment::recover::check_identity(
+                        &path,
+                        &seg.header,
+                        &data.store_id,
+                    ) {
+                        Err(e) => {
+                            let to = data.quarantine(fs.as_ref(), &path)?;
+                            report.quarantined.push((to, e.to_string()));
+                        }
+                        Ok(()) => sealed.push(Arc::new(seg)),
                     }
                 }
                 Err(OpenFailure::NotSealed) if Some(id) == last => {
@@ -445,10 +461,15 @@ impl Engine {
                     }
                 }
                 Err(OpenFailure::NotSealed) => {
+                    // Where its footer should be: cut short, or never sealed.
+                    let end = fs.file_len(&path).unwrap_or_default();
+                    let why = Error::corrupt(
+                        &path,
+                        end,
+                        "an older segment has no footer: cut short, or never sealed",
+                    );
                     let to = data.quarantine(fs.as_ref(), &path)?;
-                    report
-                        .quarantined
-                        .push((to, "older segment was never sealed".into()));
+                    report.quarantined.push((to, why.to_string()));
                 }
                 Err(OpenFailure::Damaged(e)) => {
                     tracing::error!(file = %path.display(), error = %e, "segment set aside");

@@ -66,7 +66,12 @@ fn client_loop(base: String, client_no: usize, round: usize, acked: Acked) {
     }
 }
 
-fn check_store(s: &Server, acked: &HashMap<String, Vec<String>>, round: usize, rng: &mut fastrand::Rng) {
+fn check_store(
+    s: &Server,
+    acked: &HashMap<String, Vec<String>>,
+    round: usize,
+    rng: &mut fastrand::Rng,
+) {
     let listed = all_events(s);
     let mut by_id: HashMap<&str, &str> = HashMap::new();
     let mut batches: HashMap<String, (u64, u64)> = HashMap::new();
@@ -121,7 +126,10 @@ fn check_store(s: &Server, acked: &HashMap<String, Vec<String>>, round: usize, r
             s,
             "/v1/events",
             &[
-                ("filter", &format!("request.path = '/batch/{tag}' AND actor.type = 'client'")),
+                (
+                    "filter",
+                    &format!("request.path = '/batch/{tag}' AND actor.type = 'client'"),
+                ),
                 ("limit", "100"),
             ],
         );
@@ -135,11 +143,17 @@ fn check_store(s: &Server, acked: &HashMap<String, Vec<String>>, round: usize, r
         let want: HashSet<&str> = acked[tag].iter().map(String::as_str).collect();
         assert_eq!(found, want, "round {round}: filter for batch {tag}");
         for id in acked[tag].iter().take(5) {
-            let r = client().get(s.url(&format!("/v1/events/{id}"))).send().unwrap();
+            let r = client()
+                .get(s.url(&format!("/v1/events/{id}")))
+                .send()
+                .unwrap();
             assert_eq!(r.status().as_u16(), 200, "round {round}: GET {id}");
             let got: Value = r.json().unwrap();
             let listed: Value = serde_json::from_str(by_id[id.as_str()]).unwrap();
-            assert_eq!(got, listed, "round {round}: GET {id} differs from the listing");
+            assert_eq!(
+                got, listed,
+                "round {round}: GET {id} differs from the listing"
+            );
         }
     }
 }
@@ -176,6 +190,9 @@ fn sigkill_under_concurrent_ingest_loses_no_acknowledged_event() {
     }
     let total: usize = acked.lock().unwrap().values().map(Vec::len).sum();
     println!("{rounds} kills, {total} acknowledged events, none lost");
-    assert!(total > rounds * 10, "too few acknowledged events to prove anything: {total}");
+    assert!(
+        total > rounds * 10,
+        "too few acknowledged events to prove anything: {total}"
+    );
     s.stop();
 }

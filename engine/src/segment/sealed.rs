@@ -86,7 +86,10 @@ impl SealedSegment {
         let sections = match format::decode_footer(file) {
             Ok(Some(s)) => s,
             Ok(None) => return Err(OpenFailure::NotSealed),
-            Err(w) => return Err(damaged(file.len() as u64, w)),
+            Err(w) => {
+                let footer = file.len().saturating_sub(format::FOOTER_LEN);
+                return Err(damaged(footer as u64, w));
+            }
         };
         let find = |kind: SectionKind| -> Result<(Range<usize>, &[u8]), OpenFailure> {
             let entry = sections
