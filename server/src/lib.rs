@@ -11,6 +11,8 @@
 pub mod api;
 pub mod cmd;
 pub mod config;
+pub mod export;
+pub mod live;
 pub mod retention;
 pub mod settings;
 pub mod tokens;

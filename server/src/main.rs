@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use auditlog_engine::{Engine, Timestamp};
 use auditlog_server::api::auth::Role;
 use auditlog_server::api::{router, AppState};
-use auditlog_server::cmd::{ingest, integrity, open_signed, query, stats};
+use auditlog_server::cmd::{export, ingest, integrity, open_signed, query, stats};
 use auditlog_server::config::{default_key_path, parse_sync, ServeConfig};
+use auditlog_server::live::Live;
 use auditlog_server::tokens::{generate_token, hash_token, TokenEntry, TokenSet};
 use clap::{Parser, Subcommand};
 
@@ -114,6 +115,27 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = query::Format::Table)]
         format: query::Format,
+    },
+    /// Write events matching a filter, oldest first, as CSV, NDJSON or JSON
+    /// (the same bytes as GET /v1/export).
+    Export {
+        /// csv, ndjson or json.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// e.g. "action_name = 'items.update'"
+        #[arg(long)]
+        filter: Option<String>,
+        /// RFC 3339; events at or after it.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339; events before it.
+        #[arg(long)]
+        to: Option<String>,
+        /// Output file (written whole, then renamed into place); stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
     },
     /// Check a data directory (or a copy of one): every checksum, the hash
     /// chain, segment links, tombstones and signed checkpoints. Prints what
@@ -287,6 +309,14 @@ fn main() -> Result<()> {
                 format,
             },
         ),
+        Command::Export {
+            format,
+            filter,
+            from,
+            to,
+            out,
+            data,
+        } => export::run(&format, filter, from, to, out, data),
         Command::Verify {
             data,
             public_key,
@@ -405,7 +435,8 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         tracing::info!(addr = %cfg.listen, "auditlog listening");
-        let state = AppState::new(engine.clone(), cfg)?;
+        let live = Live::start(engine.clone(), &cfg.data).context("opening export jobs")?;
+        let state = AppState::new(engine.clone(), cfg, live.clone())?;
         tracing::info!(days = state.retention.days(), "retention period (0 keeps everything)");
         tokio::spawn(
             state
@@ -417,7 +448,11 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             listener,
             router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Open tails end, so the graceful wait does not hang on them.
+            live.stop();
+        })
         .await?;
         tracing::info!("shutting down");
         let closing = engine.clone();

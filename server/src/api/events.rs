@@ -19,7 +19,7 @@ use super::AppState;
 /// Failing lines reported in one 400 answer, at most.
 const MAX_REPORTED_LINES: usize = 100;
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -217,7 +217,7 @@ fn parse_order(v: &Option<String>) -> Result<Order, ApiError> {
     }
 }
 
-fn parse_limit(v: &Option<String>) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(v: &Option<String>) -> Result<usize, ApiError> {
     match v.as_deref() {
         None | Some("") => Ok(100),
         Some(s) => match s.parse::<usize>() {

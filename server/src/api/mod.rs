@@ -7,7 +7,9 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod extract;
+pub mod feed;
 pub mod integrity;
 pub mod metrics;
 pub mod openapi;
@@ -32,18 +34,25 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The retention period in force (crate::retention).
     pub retention: Arc<Retention>,
+    /// Tails' end-of-store watch and stop signal, and the export jobs.
+    pub live: Arc<crate::live::Live>,
 }
 
 impl AppState {
     /// The state of a server on `engine` with `cfg`; reads the stored
     /// settings of the data directory.
-    pub fn new(engine: Engine, cfg: ServeConfig) -> Result<AppState, SettingsError> {
+    pub fn new(
+        engine: Engine,
+        cfg: ServeConfig,
+        live: Arc<crate::live::Live>,
+    ) -> Result<AppState, SettingsError> {
         let retention = Retention::open(cfg.data.clone(), cfg.retention_days)?;
         Ok(AppState {
             engine,
             cfg: Arc::new(cfg),
             metrics: Arc::new(metrics::Metrics::new()),
             retention: Arc::new(retention),
+            live,
         })
     }
 }
@@ -65,6 +74,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/settings/retention",
             get(settings::get_retention).put(settings::put_retention),
         )
+        .route("/v1/export", get(export::export))
+        .route("/v1/exports", get(export::list).post(export::submit))
+        .route("/v1/exports/{id}", get(export::get_one))
+        .route("/v1/exports/{id}/download", get(export::download))
+        .route("/v1/pull", get(feed::pull))
+        .route("/v1/tail", get(feed::tail))
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -1,8 +1,9 @@
 //! The `auditlog` subcommands that work on a data directory or talk to a
-//! running server: ingest, query, stats. The binary's edge: errors are
+//! running server: ingest, query, stats, export. The binary's edge: errors are
 //! `anyhow`, output goes to the terminal.
 
 pub mod client;
+pub mod export;
 pub mod ingest;
 pub mod integrity;
 pub mod query;
