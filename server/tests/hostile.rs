@@ -151,10 +151,6 @@ fn hostile_bodies_are_refused_and_change_nothing() {
             b.extend_from_slice(format!("\n{ok_event}\n").as_bytes());
             b
         }),
-        ("body over the limit", ndjson, {
-            let line = format!("{ok_event}\n");
-            line.repeat(3_000_000 / line.len()).into_bytes()
-        }),
         (
             "100k lines of {}",
             ndjson,
@@ -401,6 +397,18 @@ fn raw_http_abuse_and_slow_clients_leave_the_server_serving() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path());
     let before = fingerprint(&s);
+
+    // A body over the limit. Sent whole, it races the server: the 413
+    // comes after the first 2 MiB and the connection closes while the
+    // client still writes (a broken pipe instead of the answer).
+    let mut request = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 3000000\r\nConnection: close\r\n\r\n".to_vec();
+    // One byte past the limit: the server reads all of it, so it closes
+    // without unread data (which would reset the connection).
+    request.resize(request.len() + 2 * 1024 * 1024 + 1, b'\n');
+    let response = raw(&s, &request);
+    assert_eq!(status_of(&response), 413, "{response}");
+    assert!(response.contains("body_too_large"), "{response}");
+    assert!(s.healthy());
 
     // Paths a client library would normalise away, sent as they are.
     for path in [
