@@ -16,3 +16,4 @@ pub mod live;
 pub mod retention;
 pub mod settings;
 pub mod tokens;
+pub mod web;

@@ -14,6 +14,7 @@ pub mod integrity;
 pub mod metrics;
 pub mod openapi;
 pub mod settings;
+pub mod overview;
 
 use std::sync::Arc;
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/whoami", get(auth::whoami))
         .route("/v1/events", get(events::list).post(events::ingest))
         .route("/v1/events/count", get(events::count))
+        .route("/v1/events/overview", get(overview::overview))
         .route("/v1/events/{id}", get(events::get_one))
         .route("/v1/events/{id}/proof", get(integrity::proof))
         .route("/v1/checkpoints", get(integrity::checkpoints))
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/exports/{id}/download", get(export::download))
         .route("/v1/pull", get(feed::pull))
         .route("/v1/tail", get(feed::tail))
+        .merge(crate::web::routes())
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
