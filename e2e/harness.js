@@ -3,7 +3,7 @@
 // the server on a free loopback port, and opens Debian's headless Chromium
 // through playwright-core. Everything it starts, it stops.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -48,6 +48,15 @@ export function generate({ bin, dump }, data, n, days) {
   writeFileSync(file, ndjson);
   execFileSync(bin, ['ingest', file, '--data', data], { stdio: ['ignore', 'ignore', 'pipe'] });
   return n;
+}
+
+/** A new token from `auditlog token`: {token, entry} where entry is the
+ *  `[[tokens]]` block for the config file. */
+export function makeToken({ bin }, name, role) {
+  const r = spawnSync(bin, ['token', '--name', name, '--role', role], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`auditlog token failed: ${r.stderr}`);
+  const entry = r.stderr.slice(r.stderr.indexOf('[[tokens]]')).trim();
+  return { token: r.stdout.trim(), entry };
 }
 
 /** Starts `auditlog serve`; `config` is TOML text for --config (tokens). */

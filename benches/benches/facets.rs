@@ -30,10 +30,25 @@ fn facets(c: &mut Criterion) {
     let classes: Vec<(&str, String, TimeRange, i64)> = vec![
         ("all_days", String::new(), TimeRange::ALL, 24 * HOUR),
         ("week_hours", String::new(), week, HOUR),
-        ("common_action", format!("action_name = '{COMMON_ACTION}'"), TimeRange::ALL, 24 * HOUR),
-        ("rare_actor", format!("actor.id = '{RARE_ACTOR_ID}'"), TimeRange::ALL, 24 * HOUR),
+        (
+            "common_action",
+            format!("action_name = '{COMMON_ACTION}'"),
+            TimeRange::ALL,
+            24 * HOUR,
+        ),
+        (
+            "rare_actor",
+            format!("actor.id = '{RARE_ACTOR_ID}'"),
+            TimeRange::ALL,
+            24 * HOUR,
+        ),
         ("user_week", "actor.type = 'user'".into(), week, HOUR),
-        ("residual_path", "request.path LIKE '/uploads/%'".into(), week, HOUR),
+        (
+            "residual_path",
+            "request.path LIKE '/uploads/%'".into(),
+            week,
+            HOUR,
+        ),
     ];
     let mut group = c.benchmark_group(format!("facets{}k", events / 1000));
     group.sample_size(10);

@@ -13,8 +13,8 @@ pub mod feed;
 pub mod integrity;
 pub mod metrics;
 pub mod openapi;
-pub mod settings;
 pub mod overview;
+pub mod settings;
 
 use std::sync::Arc;
 
