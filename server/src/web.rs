@@ -13,11 +13,12 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+
+use crate::api::extract::ApiPath;
 
 struct Asset {
     name: &'static str,
@@ -112,11 +113,11 @@ async fn page() -> Response {
     )
 }
 
-async fn event_page(Path(_id): Path<String>) -> Response {
+async fn event_page(ApiPath(_id): ApiPath<String>) -> Response {
     page().await
 }
 
-async fn asset(Path((v, name)): Path<(String, String)>) -> Response {
+async fn asset(ApiPath((v, name)): ApiPath<(String, String)>) -> Response {
     let Some(a) = ASSETS.iter().find(|a| a.name == name) else {
         return with_security_headers(
             (

@@ -7,7 +7,7 @@
 
 use auditlog_engine::query::{FacetLimits, FacetQuery};
 use auditlog_engine::Timestamp;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -15,6 +15,7 @@ use serde_json::json;
 use super::auth::{Caller, Role};
 use super::error::ApiError;
 use super::events::{blocking, parse_filter_param, parse_range};
+use super::extract::ApiQuery;
 use super::AppState;
 
 /// Most buckets one answer may hold (about 83 days of hours, 27 years of days).
@@ -62,7 +63,7 @@ fn floor_to(t: i64, width: i64) -> i64 {
 pub async fn overview(
     caller: Caller,
     State(state): State<AppState>,
-    Query(p): Query<OverviewParams>,
+    ApiQuery(p): ApiQuery<OverviewParams>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Read)?;
     let filter = parse_filter_param(&p.filter)?;
