@@ -39,8 +39,12 @@ try {
   await page.press('#filter', 'Enter');
   await page.waitForSelector('#empty:not([hidden])');
   await page.screenshot({ path: join(out, 'empty.png') });
-  await page.goto(`${server.base}/?view=exports`);
-  await page.waitForTimeout(500);
+  await page.fill('#filter', "actor.type = 'user'");
+  await page.press('#filter', 'Enter');
+  await page.waitForSelector('.tr');
+  await page.click('#export');
+  await page.click('[data-job="csv"]');
+  await page.waitForSelector('.jobs .s-completed', { timeout: 30000 });
   await page.screenshot({ path: join(out, 'exports.png') });
   console.log(`screenshots in ${out}`);
 } finally {

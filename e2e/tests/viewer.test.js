@@ -230,6 +230,26 @@ test('export downloads the current filter as CSV', async (t) => {
   await p.close();
 });
 
+test('an export job appears in the history and downloads once completed', async () => {
+  const p = await page();
+  await p.goto(`${server.base}/?range=all&q=${encodeURIComponent("action_name = 'e2e.marker'")}`);
+  await p.waitForFunction((n) => document.querySelectorAll('.tr').length === n, MARKERS);
+  await p.click('#export');
+  await p.click('[data-job="ndjson"]');
+  await p.waitForSelector('#view-exports:not([hidden])');
+  assert.equal(new URL(p.url()).searchParams.get('view'), 'exports');
+  const row = p.locator('.jobs tbody tr', { hasText: 'e2e.marker' }).first();
+  await row.locator('.s-completed').waitFor({ timeout: 20000 });
+  assert.equal(await row.locator('td').nth(3).textContent(), String(MARKERS), 'rows');
+  const [download] = await Promise.all([p.waitForEvent('download'), row.locator('button', { hasText: 'Download' }).click()]);
+  const file = join(work, 'job.ndjson');
+  await download.saveAs(file);
+  const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(events.length, MARKERS);
+  assert.ok(events.every((e) => e.action_name === 'e2e.marker'));
+  await p.close();
+});
+
 test('live mode shows a newly posted event', async (t) => {
   const probe = await fetch(`${server.base}/v1/tail`, { signal: AbortSignal.timeout(1500) }).catch(() => null);
   if (probe && probe.status === 404) { t.skip('GET /v1/tail is not on this server yet'); return; }
