@@ -79,6 +79,21 @@ pub fn rss_anon_bytes() -> Option<u64> {
     proc_status_kb("RssAnon:").map(|kb| kb * 1024)
 }
 
+/// CPU time (user + system) this process has used so far, in seconds,
+/// from /proc/self/stat (Linux; clock ticks of 1/100 s). On a shared,
+/// noisy machine CPU time per event is a steadier cost figure than wall
+/// time.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may
+    // hold spaces): utime and stime are fields 14 and 15 of the line.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn proc_status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;

@@ -485,7 +485,7 @@ impl Engine {
                 .integrity_warnings
                 .push(format!("{}: {why}", path.display()));
         }
-        let chain = chain_after_open(&data, &sealed, &tombstones);
+        let mut chain = chain_after_open(&data, &sealed, &tombstones);
         let notary = match &cfg.signing_key {
             Some(key) => Some(Notary::open(
                 fs.as_ref(),
@@ -509,6 +509,16 @@ impl Engine {
                 );
                 tracing::error!("{why}");
                 report.integrity_warnings.push(why);
+                // New segments continue after the checkpoint rather than
+                // reuse the missing positions, so the gap stays visible and
+                // a segment restored from a backup (out of quarantine)
+                // still fits. (A head being continued cannot jump.)
+                if head.is_none() {
+                    chain = ChainHead {
+                        position: last.position,
+                        value: last.chain_head,
+                    };
+                }
             }
         }
         let state = State {

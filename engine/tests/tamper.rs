@@ -487,3 +487,35 @@ fn a_version_1_store_is_refused_with_a_clear_error() {
     }
     assert_eq!(store.segments().len(), 3, "nothing was set aside");
 }
+
+#[test]
+fn after_losing_the_newest_segment_new_events_continue_past_the_checkpoint() {
+    let store = build(true);
+    let victim = store.segments()[2].clone();
+    // Damage set the last segment aside.
+    let aside = store
+        .data
+        .join("quarantine")
+        .join(victim.file_name().unwrap());
+    std::fs::rename(&victim, &aside).unwrap();
+    let engine = store.open();
+    engine.append_json(&[event(900)]).unwrap();
+    engine.close().unwrap();
+    let r = store.verify(&[]);
+    assert_eq!(kinds(&r), vec![ProblemKind::Removed], "{:#?}", r.problems);
+    assert!(
+        r.problems[0].message.contains("80..120"),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        r.problems[0].message.contains("quarantine"),
+        "{:#?}",
+        r.problems
+    );
+    // Putting the segment back (repaired from a backup) heals the chain.
+    std::fs::rename(&aside, &victim).unwrap();
+    let r = store.verify(&[]);
+    assert!(r.ok(), "{:#?}", r.problems);
+    assert_eq!(r.chain.position, 121);
+}

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use auditlog_benches::{dir_bytes, ingest_ndjson, ndjson_batches, rss_anon_bytes, rss_bytes};
+use auditlog_benches::{
+    cpu_seconds, dir_bytes, ingest_ndjson, ndjson_batches, rss_anon_bytes, rss_bytes,
+};
 use auditlog_engine::{Engine, EngineConfig, SyncPolicy};
 use clap::{Parser, Subcommand};
 
@@ -53,6 +55,13 @@ enum Cmd {
         /// Distinct batches generated up front and reused in turn.
         #[arg(long, default_value_t = 400)]
         pool: usize,
+        /// Measurement only: no hash chain (to see what chaining costs).
+        #[arg(long)]
+        no_chain: bool,
+        /// Sign checkpoints at every seal with this key file (created if
+        /// absent), as the server does.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
     },
     /// Post generated NDJSON batches to a running server with N concurrent
     /// clients while another client runs first-page indexed queries.
@@ -103,6 +112,8 @@ fn main() -> Result<()> {
             level,
             block_bytes,
             pool,
+            no_chain,
+            key,
         } => {
             let sync = match sync.as_str() {
                 "batch" => SyncPolicy::EveryBatch,
@@ -125,12 +136,15 @@ fn main() -> Result<()> {
                 sync,
                 compression_level: level,
                 block_bytes,
+                hash_chain: !no_chain,
+                signing_key: key,
                 ..EngineConfig::default()
             };
             let (engine, _) = Engine::open(&dir, cfg)?;
             let next = Arc::new(AtomicUsize::new(0));
             let ndjson_bytes = Arc::new(AtomicUsize::new(0));
             let started = Instant::now();
+            let cpu_before = cpu_seconds().unwrap_or(0.0);
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     let (engine, data, next, ndjson_bytes) = (
@@ -158,6 +172,7 @@ fn main() -> Result<()> {
                 stored += w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
             }
             let secs = started.elapsed().as_secs_f64();
+            let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
             engine.seal()?;
             let raw = ndjson_bytes.load(Ordering::Relaxed) as f64;
             let disk = dir_bytes(&dir) as f64;
@@ -167,6 +182,9 @@ fn main() -> Result<()> {
                     "events": stored,
                     "seconds": secs,
                     "events_per_s": stored as f64 / secs,
+                    "cpu_seconds": cpu,
+                    "cpu_us_per_event": cpu * 1e6 / stored.max(1) as f64,
+                    "hash_chain": !no_chain,
                     "ndjson_mb_per_s": raw / secs / 1e6,
                     "disk_bytes": disk,
                     "ndjson_bytes": raw,

@@ -152,6 +152,10 @@ pub fn run(file: &Path, target: Target, batch: usize) -> Result<()> {
         }
     };
     bar.finish_and_clear();
+    // A direct ingest ends with a signed checkpoint over what it stored.
+    if let Sink::Engine(engine) = sink {
+        engine.close()?;
+    }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     match result {
         Ok(()) => {
