@@ -601,15 +601,7 @@ fn walk_head(
     let mut events = 0u64;
     let mut last_batch_end = at;
     while let Some(h) = file.get(at as usize..).and_then(BlockHeader::decode) {
-        let meta = BlockMeta {
-            offset: at,
-            compressed_len: h.compressed_len,
-            raw_len: h.raw_len,
-            first_ordinal: h.first_ordinal,
-            event_count: h.event_count,
-            min_ts: h.min_ts,
-            max_ts: h.max_ts,
-        };
+        let meta = BlockMeta::from_header(at, &h);
         if h.first_ordinal != ordinal || h.chain_algo != header.chain_algo {
             break;
         }

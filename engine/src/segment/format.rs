@@ -227,6 +227,20 @@ pub struct BlockMeta {
 pub const BLOCK_META_LEN: usize = 40;
 
 impl BlockMeta {
+    /// What a block header found at `offset` says about its block (for
+    /// reading blocks in file order, without a directory).
+    pub fn from_header(offset: u64, h: &BlockHeader) -> BlockMeta {
+        BlockMeta {
+            offset,
+            compressed_len: h.compressed_len,
+            raw_len: h.raw_len,
+            first_ordinal: h.first_ordinal,
+            event_count: h.event_count,
+            min_ts: h.min_ts,
+            max_ts: h.max_ts,
+        }
+    }
+
     pub fn payload_offset(&self) -> u64 {
         self.offset + BLOCK_HEADER_LEN as u64
     }

@@ -71,15 +71,7 @@ pub fn recover_head(
     // damage (its CRCs may be right: someone rewrote it).
     let mut chain = state.chain;
     while let Some(header) = file.get(at as usize..).and_then(BlockHeader::decode) {
-        let meta = BlockMeta {
-            offset: at,
-            compressed_len: header.compressed_len,
-            raw_len: header.raw_len,
-            first_ordinal: header.first_ordinal,
-            event_count: header.event_count,
-            min_ts: header.min_ts,
-            max_ts: header.max_ts,
-        };
+        let meta = BlockMeta::from_header(at, &header);
         if header.first_ordinal != next_ordinal {
             break;
         }
@@ -171,15 +163,7 @@ fn valid_block_after(
         let at = start + i;
         let bytes = file.get(at..).unwrap_or_default();
         BlockHeader::decode(bytes).is_some_and(|h| {
-            let meta = BlockMeta {
-                offset: at as u64,
-                compressed_len: h.compressed_len,
-                raw_len: h.raw_len,
-                first_ordinal: h.first_ordinal,
-                event_count: h.event_count,
-                min_ts: h.min_ts,
-                max_ts: h.max_ts,
-            };
+            let meta = BlockMeta::from_header(at as u64, &h);
             decode_block(path, &meta, bytes, dict).is_ok()
         })
     })

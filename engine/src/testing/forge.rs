@@ -52,15 +52,7 @@ pub fn read_segment(
         Err(OpenFailure::NotSealed) => {
             let mut at = HEADER_LEN;
             while let Some(h) = bytes.get(at..).and_then(BlockHeader::decode) {
-                let meta = BlockMeta {
-                    offset: at as u64,
-                    compressed_len: h.compressed_len,
-                    raw_len: h.raw_len,
-                    first_ordinal: h.first_ordinal,
-                    event_count: h.event_count,
-                    min_ts: h.min_ts,
-                    max_ts: h.max_ts,
-                };
+                let meta = BlockMeta::from_header(at as u64, &h);
                 let block = decode_block(path, &meta, bytes.get(at..).unwrap_or_default(), dict)?;
                 events.extend(
                     block

@@ -19,6 +19,7 @@ use super::AppState;
 /// Failing lines reported in one 400 answer, at most.
 const MAX_REPORTED_LINES: usize = 100;
 
+/// Runs blocking engine work (syncs, scans) on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {

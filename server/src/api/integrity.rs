@@ -13,19 +13,12 @@ use serde_json::{json, Value};
 
 use super::auth::{Caller, Role};
 use super::error::ApiError;
+use super::events::blocking;
 use super::extract::{ApiPath, ApiQuery};
 use super::AppState;
 
 /// Most checkpoints one answer carries.
 const MAX_CHECKPOINTS: usize = 10_000;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-}
 
 fn no_key() -> ApiError {
     ApiError::new(
