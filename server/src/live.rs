@@ -1,5 +1,5 @@
 //! The long-lived parts behind tails and export jobs: a watch on the end of
-//! the store, the stop signal that ends open tails at shutdown, and the
+//! the store and on its newest signed checkpoint, the stop signal that ends open tails at shutdown, and the
 //! export job worker.
 //!
 //! The end of the store is polled ([`POLL_EVERY`]) rather than pushed: the
@@ -24,6 +24,8 @@ pub const POLL_EVERY: Duration = Duration::from_millis(100);
 pub struct Live {
     pub jobs: Arc<Jobs>,
     end: watch::Receiver<FeedPosition>,
+    /// Sequence number of the newest signed checkpoint.
+    checkpoint: watch::Receiver<Option<u64>>,
     stop: watch::Sender<bool>,
 }
 
@@ -33,6 +35,8 @@ impl Live {
     pub fn start(engine: Engine, data: &Path) -> std::io::Result<Arc<Live>> {
         let jobs = Jobs::open(engine.clone(), data, DEFAULT_RETENTION)?;
         let (end_tx, end) = watch::channel(engine.feed_end());
+        let newest = |e: &Engine| e.latest_checkpoint().map(|c| c.sequence);
+        let (checkpoint_tx, checkpoint) = watch::channel(newest(&engine));
         let (stop, stop_rx) = watch::channel(false);
         let mut watcher_stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -43,15 +47,27 @@ impl Live {
                 }
                 let now = engine.feed_end();
                 end_tx.send_if_modified(|old| std::mem::replace(old, now) != now);
+                let seq = newest(&engine);
+                checkpoint_tx.send_if_modified(|old| std::mem::replace(old, seq) != seq);
             }
         });
         tokio::spawn(jobs.clone().worker(stop_rx));
-        Ok(Arc::new(Live { jobs, end, stop }))
+        Ok(Arc::new(Live {
+            jobs,
+            end,
+            checkpoint,
+            stop,
+        }))
     }
 
     /// Changes whenever the end of the store moves.
     pub fn end_watch(&self) -> watch::Receiver<FeedPosition> {
         self.end.clone()
+    }
+
+    /// Changes whenever a new checkpoint is signed.
+    pub fn checkpoint_watch(&self) -> watch::Receiver<Option<u64>> {
+        self.checkpoint.clone()
     }
 
     /// Turns true when the server is shutting down.

@@ -25,6 +25,9 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_auditlog"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
+            // Inside the temporary directory rather than beside it.
+            .arg("--key")
+            .arg(data.join("signing.key"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -664,13 +667,20 @@ fn open_tail(
     rx
 }
 
+/// The next `event: event` message; signed checkpoints, which a tail sends
+/// whenever one is made, are skipped.
 fn next_event(rx: &mpsc::Receiver<Option<Message>>) -> (String, Value) {
-    let (id, kind, data) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("no tail message within 10 s")
-        .expect("tail ended");
-    assert_eq!(kind, "event");
-    (id.unwrap(), serde_json::from_str(&data).unwrap())
+    loop {
+        let (id, kind, data) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("no tail message within 10 s")
+            .expect("tail ended");
+        if kind == "checkpoint" {
+            continue;
+        }
+        assert_eq!(kind, "event");
+        return (id.unwrap(), serde_json::from_str(&data).unwrap());
+    }
 }
 
 #[test]
@@ -735,4 +745,84 @@ fn shutdown_ends_open_tails_and_does_not_hang() {
             "tail ended"
         );
     }
+}
+
+#[test]
+fn tails_carry_signed_checkpoints_and_export_jobs_a_signed_manifest() {
+    use auditlog_engine::integrity::chain::{digest_from_hex, hex, sha256};
+    use auditlog_engine::integrity::checkpoint::Checkpoint;
+    use auditlog_engine::integrity::key::verify_signature;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let c = client();
+    let ids = ingest(&c, &s, &events(12, "signed"));
+    let key: Value = c
+        .get(s.url("/v1/public-key"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let public: [u8; 32] = digest_from_hex(key["public_key"].as_str().unwrap()).unwrap();
+
+    // A proof makes a checkpoint; an open tail sends it as it is made.
+    let rx = open_tail(&s, "", None);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = c
+        .get(s.url(&format!("/v1/events/{}/proof", ids[3])))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (id, kind, data) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a checkpoint message")
+        .expect("tail open");
+    assert_eq!(kind, "checkpoint");
+    assert!(id.is_none(), "checkpoints do not move the resume cursor");
+    let checkpoint = Checkpoint::from_json(&serde_json::from_str(&data).unwrap()).unwrap();
+    assert!(checkpoint.verify(&public));
+    assert_eq!(checkpoint.position, 12);
+    // A new tail starts with the newest checkpoint.
+    let rx2 = open_tail(&s, "", None);
+    let (_, kind, _) = rx2.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(kind, "checkpoint");
+
+    let job = submit(
+        &c,
+        &s,
+        json!({"name": "signed", "format": "ndjson", "filter": PROD}),
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_job(&c, &s, &id)["status"], "completed");
+    let (_, file) = download(&c, &s, &id);
+    let r = c
+        .get(s.url(&format!("/v1/exports/{id}/manifest")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let signed: Value = r.json().unwrap();
+    let text = signed["manifest"].as_str().unwrap();
+    let sig: [u8; 64] =
+        auditlog_engine::integrity::chain::from_hex(signed["signature"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+    assert!(verify_signature(&public, text.as_bytes(), &sig));
+    let m: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(m["content_sha256"], hex(&sha256(&file)));
+    assert_eq!(m["bytes"], file.len());
+    assert_eq!(m["count"], 12);
+    assert_eq!(m["complete"], true);
+    assert_eq!(m["filter"], PROD);
+    let covered = Checkpoint::from_json(&m["checkpoint"]).unwrap();
+    assert!(covered.verify(&public));
+    assert!(covered.position >= m["position"].as_u64().unwrap());
+    let forged = text.replace("\"count\":12", "\"count\":11");
+    assert_ne!(forged, text);
+    assert!(!verify_signature(&public, forged.as_bytes(), &sig));
+    let r = c
+        .get(s.url("/v1/exports/01ARZ3NDEKTSV4RRFFQ69G5FAV/manifest"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
 }

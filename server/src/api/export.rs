@@ -365,3 +365,35 @@ pub async fn download(
     )
         .into_response())
 }
+
+/// `GET /v1/exports/{id}/manifest`: the signed manifest of a completed
+/// export (docs/INTEGRITY.md §6): count, SHA-256 of the file's bytes,
+/// completeness, and the checkpoint its snapshot is consistent with.
+pub async fn manifest(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Read)?;
+    let (ulid, job) = find(&state, &id)?;
+    if job.status != JobStatus::Completed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "export_not_ready",
+            format!("export {ulid} is {:?}, not completed", job.status).to_lowercase(),
+        )
+        .with_detail(json!({"status": job.status})));
+    }
+    let path = state.live.jobs.manifest_path(ulid, job.format);
+    let text = blocking(move || {
+        std::fs::read(&path).map_err(|e| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("export {ulid} has no signed manifest ({e})"),
+            )
+        })
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}

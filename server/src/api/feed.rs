@@ -124,6 +124,14 @@ pub struct TailParams {
     filter: Option<String>,
 }
 
+/// `event: checkpoint` with the checkpoint's JSON (as in GET
+/// /v1/checkpoints); no `id:`, so the resume cursor stays the last event's.
+fn checkpoint_event(c: &auditlog_engine::integrity::checkpoint::Checkpoint) -> Event {
+    Event::default()
+        .event("checkpoint")
+        .data(c.to_json().to_string())
+}
+
 struct Tail {
     engine: Engine,
     feed: Arc<Feed>,
@@ -131,6 +139,11 @@ struct Tail {
     ready: VecDeque<Event>,
     end: watch::Receiver<FeedPosition>,
     stop: watch::Receiver<bool>,
+    /// Signed checkpoints are sent as `event: checkpoint` as they are made
+    /// (docs/INTEGRITY.md): the newest one sent so far, and the watch that
+    /// wakes a waiting tail when a new one is signed.
+    checkpoint_seen: Option<u64>,
+    checkpoints: watch::Receiver<Option<u64>>,
     failed: bool,
 }
 
@@ -151,6 +164,11 @@ impl Tail {
             // Seen before reading: a commit that lands during the read
             // wakes the wait below.
             self.end.borrow_and_update();
+            self.checkpoints.borrow_and_update();
+            for c in self.engine.checkpoints_after(self.checkpoint_seen) {
+                self.checkpoint_seen = Some(c.sequence);
+                self.ready.push_back(checkpoint_event(&c));
+            }
             let (engine, feed, pos) = (self.engine.clone(), self.feed.clone(), self.pos);
             let read =
                 tokio::task::spawn_blocking(move || feed.read(&engine.snapshot(), pos, TAIL_BATCH))
@@ -188,6 +206,7 @@ impl Tail {
             if self.ready.is_empty() && page.at_end {
                 tokio::select! {
                     _ = self.end.changed() => {}
+                    _ = self.checkpoints.changed() => {}
                     _ = self.stop.changed() => {}
                 }
             }
@@ -228,13 +247,22 @@ pub async fn tail(
     };
     // Without a cursor a tail shows what arrives from now on.
     let pos = resume.unwrap_or_else(|| state.engine.feed_end());
+    // A tail starts with the newest checkpoint, so a client holds one
+    // from the start.
+    let mut ready = VecDeque::new();
+    let latest = state.engine.latest_checkpoint();
+    if let Some(c) = &latest {
+        ready.push_back(checkpoint_event(c));
+    }
     let tail = Tail {
         engine: state.engine.clone(),
         feed: Arc::new(feed),
         pos,
-        ready: VecDeque::new(),
+        ready,
         end: state.live.end_watch(),
         stop: state.live.stop_watch(),
+        checkpoint_seen: latest.map(|c| c.sequence),
+        checkpoints: state.live.checkpoint_watch(),
         failed: false,
     };
     let stream =

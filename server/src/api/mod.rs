@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/exports", get(export::list).post(export::submit))
         .route("/v1/exports/{id}", get(export::get_one))
         .route("/v1/exports/{id}/download", get(export::download))
+        .route("/v1/exports/{id}/manifest", get(export::manifest))
         .route("/v1/pull", get(feed::pull))
         .route("/v1/tail", get(feed::tail))
         .merge(crate::web::routes())

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use auditlog_engine::integrity::manifest::ExportFacts;
 use auditlog_engine::io::{FileSystem, StdFs};
 use auditlog_engine::query::parse_filter;
 use auditlog_engine::{Engine, TimeRange, Timestamp};
@@ -217,6 +218,13 @@ impl Jobs {
         self.dir.join(format!("{id}.{}", format.extension()))
     }
 
+    /// The signed manifest beside a finished job's file
+    /// (docs/INTEGRITY.md §6).
+    pub fn manifest_path(&self, id: Ulid, format: ExportFormat) -> PathBuf {
+        self.dir
+            .join(format!("{id}.{}.manifest.json", format.extension()))
+    }
+
     pub fn submit(&self, new: NewJob, requested_by: &str) -> Result<Job, JobError> {
         let pending = self
             .lock()
@@ -365,6 +373,29 @@ impl Jobs {
             }
             let file = out.into_inner().map_err(|e| e.error().to_string())?;
             file.sync_all().map_err(|e| e.to_string())?;
+            // The manifest is durable before the export counts as done, so
+            // a completed job always has one.
+            let facts = ExportFacts {
+                filter: job.filter.clone(),
+                from: job.from.clone(),
+                to: job.to.clone(),
+                format: job.format.as_str().to_string(),
+                count: summary.rows,
+                bytes: summary.bytes,
+                content_sha256: summary.content_sha256,
+                complete: summary.complete,
+                position: summary.position,
+            };
+            if let Some(signed) = self
+                .engine
+                .sign_export_manifest(&facts)
+                .map_err(|e| format!("signing the manifest: {e}"))?
+            {
+                let text = signed.to_json().to_string();
+                StdFs
+                    .write_atomic(&self.manifest_path(id, job.format), text.as_bytes())
+                    .map_err(|e| format!("writing the manifest: {e}"))?;
+            }
             std::fs::rename(&partial, &done).map_err(|e| e.to_string())?;
             sync_dir(&self.dir).map_err(|e| e.to_string())?;
             Ok((summary.rows, summary.bytes))
@@ -404,6 +435,7 @@ impl Jobs {
                     continue;
                 }
             }
+            let _ = std::fs::remove_file(self.manifest_path(id, job.format));
             if std::fs::remove_file(self.record_path(id)).is_ok() {
                 self.lock().remove(&id);
                 tracing::info!(id = %id, "expired export deleted");

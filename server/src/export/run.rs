@@ -9,6 +9,7 @@
 //! range, over one snapshot: events appended during the export are not in
 //! it. This module never touches HTTP or files.
 
+use auditlog_engine::integrity::manifest::ContentHasher;
 use auditlog_engine::query::{Filter, Query};
 use auditlog_engine::{Order, Snapshot, TimeRange};
 
@@ -30,6 +31,10 @@ pub struct ExportSummary {
     pub bytes: u64,
     /// False when the sink stopped the export (the client went away).
     pub complete: bool,
+    /// SHA-256 of every byte handed to the sink, for the signed manifest.
+    pub content_sha256: [u8; 32],
+    /// Chain position of the snapshot exported (docs/INTEGRITY.md).
+    pub position: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +53,14 @@ pub fn run_export(
     mut sink: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<ExportSummary, ExportError> {
     let mut writer = RowWriter::new(spec.format);
-    let mut summary = ExportSummary::default();
+    let mut summary = ExportSummary {
+        position: snap.chain_position(),
+        ..ExportSummary::default()
+    };
+    let mut hasher = ContentHasher::default();
     let mut send = |chunk: Vec<u8>, summary: &mut ExportSummary| {
         summary.bytes += chunk.len() as u64;
+        hasher.update(&chunk);
         chunk.is_empty() || sink(chunk)
     };
     let mut chunk = Vec::new();
@@ -81,6 +91,7 @@ pub fn run_export(
     }
     summary.rows = writer.rows();
     summary.complete = true;
+    summary.content_sha256 = hasher.finish().0;
     Ok(summary)
 }
 
