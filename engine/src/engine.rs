@@ -1178,9 +1178,22 @@ impl Engine {
     /// appended since the latest one (and a key is configured). Everything
     /// it covers is synced first, so a checkpoint never names events a
     /// power cut could take back.
+    ///
+    /// The commit lock is held only to sync and read the chain; signing
+    /// and the checkpoint log's own fsync happen after, so appends wait
+    /// for at most the head's sync.
     pub fn checkpoint(&self, reason: CheckpointReason) -> Result<Option<Checkpoint>> {
-        let mut w = self.inner.writer.lock();
-        self.checkpoint_locked(&mut w, reason)
+        let Some(notary) = &self.inner.notary else {
+            return Ok(None);
+        };
+        let head = {
+            let mut w = self.inner.writer.lock();
+            if let Some(h) = w.head.as_mut() {
+                h.sync_published()?;
+            }
+            current_chain(&w)
+        };
+        notary.checkpoint(self.inner.fs.as_ref(), head, reason)
     }
 
     fn checkpoint_locked(

@@ -785,6 +785,11 @@ fn public_key_checkpoints_proofs_and_offline_verify() {
     let (ok, printed) = run_cli(&["key", "public", "--data", data_arg]);
     assert!(ok);
     assert_eq!(printed.trim(), public);
+    // The key sits beside the data directory, readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let key_file = dir.path().join("data.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 
     // The proof needs a checkpoint past the event: one is written for it.
     let (status, proof) = get(&c, &s, &format!("/v1/events/{id}/proof"), &[]);
@@ -874,4 +879,44 @@ fn public_key_checkpoints_proofs_and_offline_verify() {
     ]);
     assert!(!ok, "{out}");
     assert!(out.contains("TRUNCATED"), "{out}");
+}
+
+#[test]
+fn checkpoints_are_signed_at_the_configured_interval_while_events_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::new();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--checkpoint-interval-secs", "1"],
+    );
+    let one = json!({"action_name": "a.b", "actor": {"type": "user", "id": "1"}}).to_string();
+    assert_eq!(post(&c, &s, "application/json", one.clone()).0, 201);
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = get(&c, &s, "/v1/checkpoints", &[]);
+            let list = v["checkpoints"].as_array().unwrap().clone();
+            if list.len() >= n {
+                return list;
+            }
+            assert!(Instant::now() < deadline, "no interval checkpoint: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_for(1);
+    assert_eq!(first[0]["reason"], "interval");
+    assert_eq!(first[0]["position"], 1);
+    // None while nothing arrives; the next one once events do.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        get(&c, &s, "/v1/checkpoints", &[]).1["checkpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(post(&c, &s, "application/json", one).0, 201);
+    let second = wait_for(2);
+    assert_eq!(second[1]["position"], 2);
+    assert_eq!(second[1]["sequence"], 1);
 }

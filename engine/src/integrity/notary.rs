@@ -70,7 +70,9 @@ impl Notary {
     }
 
     /// Signs and writes a checkpoint at `head` unless the latest one is
-    /// already there. The caller has made every event up to `head` durable.
+    /// already there, or past it (two callers that read the chain in one
+    /// order may get here in the other: positions never go backwards in
+    /// the log). The caller has made every event up to `head` durable.
     pub fn checkpoint(
         &self,
         fs: &dyn FileSystem,
@@ -78,10 +80,10 @@ impl Notary {
         reason: CheckpointReason,
     ) -> Result<Option<Checkpoint>> {
         let mut log = self.log.lock();
-        if log
-            .last()
-            .is_some_and(|c| c.position == head.position && c.chain_head == head.value)
-        {
+        if log.last().is_some_and(|c| {
+            c.position > head.position
+                || (c.position == head.position && c.chain_head == head.value)
+        }) {
             return Ok(None);
         }
         let c = log.append(
