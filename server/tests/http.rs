@@ -806,6 +806,28 @@ fn public_key_checkpoints_proofs_and_offline_verify() {
     ]);
     assert!(ok, "{out}");
     assert!(out.contains(&id), "{out}");
+    // The documented stand-alone checker (hashlib + cryptography) agrees,
+    // where Python with `cryptography` is installed.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/tools/verify_proof.py");
+    let has_python = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_python {
+        let out = Command::new("python3")
+            .args([script, proof_file.to_str().unwrap(), &public])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&id), "{text}");
+    } else {
+        eprintln!("python3 with cryptography not found: docs/tools/verify_proof.py not run");
+    }
     let mut forged = proof.clone();
     forged["event"] = Value::String(proof["event"].as_str().unwrap().replace("a.b", "a.c"));
     std::fs::write(&proof_file, forged.to_string()).unwrap();
