@@ -241,6 +241,32 @@ impl<'a> StoredIndex<'a> {
             })
             .collect()
     }
+
+    /// Every value in key order with the events holding it, read in one
+    /// pass: a value held by one event gives its ordinal without decoding
+    /// anything (the viewer's facets walk whole indexes this way).
+    pub fn postings(&self) -> impl Iterator<Item = Result<(&'a str, Holders), &'static str>> + '_ {
+        (0..self.count).map(|i| {
+            let (key, posting, _) = self.entry(i).ok_or("index entry out of bounds")?;
+            Ok((
+                key,
+                match posting {
+                    Posting::Single(only) => Holders::One(only),
+                    Posting::Bitmap(bytes) => Holders::Many(
+                        RoaringBitmap::deserialize_from(bytes)
+                            .map_err(|_| "index bitmap does not decode")?,
+                    ),
+                },
+            ))
+        })
+    }
+}
+
+/// The events holding one value, as [`StoredIndex::postings`] reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Holders {
+    One(u32),
+    Many(RoaringBitmap),
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
-use crate::index::IndexedField;
+use crate::index::{Holders, IndexedField};
 use crate::query::ast::{CmpOp, FieldPath, Filter, Literal};
 use crate::query::eval::CompiledFilter;
 use crate::query::exec::Prepared;
@@ -145,15 +145,42 @@ fn seg_path(seg: &SegmentView) -> std::path::PathBuf {
     }
 }
 
+/// The events holding one value: one ordinal, or a bitmap.
+#[derive(Clone, Copy)]
+enum Held<'b> {
+    One(u32),
+    Many(&'b RoaringBitmap),
+}
+
+impl Held<'_> {
+    /// How many of `m` hold the value.
+    fn count_in(self, m: &RoaringBitmap) -> u64 {
+        match self {
+            Held::One(o) => u64::from(m.contains(o)),
+            Held::Many(b) => m.intersection_len(b),
+        }
+    }
+
+    /// The part of `m` holding the value.
+    fn part_of(self, m: &RoaringBitmap) -> RoaringBitmap {
+        match self {
+            Held::One(o) if m.contains(o) => RoaringBitmap::from_iter([o]),
+            Held::One(_) => RoaringBitmap::new(),
+            Held::Many(b) => m & b,
+        }
+    }
+}
+
 /// Calls `f` with each value of `field` in `seg` and the ordinals holding
-/// it. For sealed segments the bitmaps are decoded from the index section
-/// one at a time (not through the shared cache: a segment may hold a
-/// hundred thousand actor ids, each needed once); the head's are in memory
-/// and read under its lock, which is held only for these intersections.
+/// it. A sealed segment's index section is read in one pass, in place: a
+/// value held by one event (most actor ids) costs no decoding at all, and
+/// the shared bitmap cache is left alone (each bitmap is needed once). The
+/// head's bitmaps are in memory and read under its lock, which is held
+/// only for these intersections.
 fn for_each_value(
     seg: &SegmentView,
     field: IndexedField,
-    mut f: impl FnMut(&str, &RoaringBitmap),
+    mut f: impl FnMut(&str, Held<'_>),
 ) -> Result<()> {
     match seg {
         SegmentView::Sealed { seg: s, .. } => {
@@ -161,23 +188,46 @@ fn for_each_value(
             let index = s
                 .index(field)
                 .ok_or_else(|| corrupt("index section malformed"))?;
-            for (value, card) in index.cardinalities().map_err(corrupt)? {
-                if card == 0 {
-                    continue;
-                }
-                if let Some(bm) = index.lookup(value).map_err(corrupt)? {
-                    f(value, &bm);
+            for posting in index.postings() {
+                match posting.map_err(corrupt)? {
+                    (value, Holders::One(o)) => f(value, Held::One(o)),
+                    (value, Holders::Many(bm)) => f(value, Held::Many(&bm)),
                 }
             }
         }
         SegmentView::Head { seg: h, .. } => {
             let st = h.state();
             for (value, bm) in st.index.entries(field) {
-                f(value, bm);
+                f(value, Held::Many(bm));
             }
         }
     }
     Ok(())
+}
+
+/// Calls `f` with each value of `field` in `seg` and how many of `matched`
+/// hold it. When `matched` is every event of a sealed segment (no filter, a
+/// range around the whole segment: the overview's usual case), the counts
+/// are the cardinalities kept in the index directory and nothing is read.
+fn for_each_count(
+    seg: &SegmentView,
+    field: IndexedField,
+    matched: &RoaringBitmap,
+    mut f: impl FnMut(&str, u64),
+) -> Result<()> {
+    if let SegmentView::Sealed { seg: s, events } = seg {
+        if *events == s.event_count() && matched.len() == u64::from(*events) {
+            let corrupt = |what: &str| Error::corrupt(&s.path, 0, what.to_string());
+            let index = s
+                .index(field)
+                .ok_or_else(|| corrupt("index section malformed"))?;
+            for (value, card) in index.cardinalities().map_err(corrupt)? {
+                f(value, u64::from(card));
+            }
+            return Ok(());
+        }
+    }
+    for_each_value(seg, field, |value, held| f(value, held.count_in(matched)))
 }
 
 /// The ordinals of `seg` whose time is inside `range`.
@@ -324,8 +374,7 @@ impl Snapshot {
                 (IndexedField::Action, &mut actions),
                 (IndexedField::Environment, &mut environments),
             ] {
-                for_each_value(seg, field, |value, bm| {
-                    let n = matched.intersection_len(bm);
+                for_each_count(seg, field, &matched, |value, n| {
                     probe.0.clear();
                     probe.0.push_str(value);
                     tally.add(|| value.to_string(), &probe.0, n);
@@ -336,25 +385,33 @@ impl Snapshot {
             // segment usually has a handful of types, so the matches are
             // split by type first and each id intersected with each part.
             let mut by_type: Vec<(String, RoaringBitmap)> = Vec::new();
-            for_each_value(seg, IndexedField::ActorType, |value, bm| {
-                let part = &matched & bm;
+            for_each_value(seg, IndexedField::ActorType, |value, held| {
+                let part = held.part_of(&matched);
                 if !part.is_empty() {
                     by_type.push((value.to_string(), part));
                 }
             })?;
-            for_each_value(seg, IndexedField::ActorId, |id, bm| {
-                for (actor_type, part) in &by_type {
-                    let n = part.intersection_len(bm);
-                    if n == 0 {
-                        continue;
+            let mut add = |actor_type: &String, id: &str, n: u64| {
+                probe.0.clear();
+                probe.0.push_str(actor_type);
+                probe.1.clear();
+                probe.1.push_str(id);
+                actors.add(|| (actor_type.clone(), id.to_string()), &probe, n);
+            };
+            if let [(actor_type, part)] = by_type.as_slice() {
+                // One actor type among the matches: an id's count is its
+                // count among them (from the directory when they are the
+                // whole segment).
+                for_each_count(seg, IndexedField::ActorId, part, |id, n| {
+                    add(actor_type, id, n);
+                })?;
+            } else {
+                for_each_value(seg, IndexedField::ActorId, |id, held| {
+                    for (actor_type, part) in &by_type {
+                        add(actor_type, id, held.count_in(part));
                     }
-                    probe.0.clear();
-                    probe.0.push_str(actor_type);
-                    probe.1.clear();
-                    probe.1.push_str(id);
-                    actors.add(|| (actor_type.clone(), id.to_string()), &probe, n);
-                }
-            })?;
+                })?;
+            }
         }
 
         out.distinct_capped = actions.capped || actors.capped || environments.capped;
