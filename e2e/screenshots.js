@@ -1,7 +1,7 @@
 // Screenshots of the viewer's main views, for looking at the layout:
 // `node screenshots.js [out-dir]` (default /tmp/auditlog-shots).
 
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { build, generate, startServer, browser } from './harness.js';
@@ -51,4 +51,5 @@ try {
   await close();
   await server.stop();
   server.cleanup();
+  rmSync(dir, { recursive: true, force: true });
 }
