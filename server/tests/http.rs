@@ -736,6 +736,23 @@ fn cli_ingests_to_a_server_and_queries_it() {
         "batches 1 and 2 both hold actor 3"
     );
     assert_eq!(events[0]["actor"]["id"], "3");
+    // CSV: the export's header and columns, one row per event.
+    let out = auditlog(&["query", "actor.id = '3'", "--format", "csv"], &t.read);
+    let csv_text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv_text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("occurred_at,id,action_name,actor.type,actor.id"),
+        "{csv_text}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{csv_text}");
+    for (row, event) in rows.iter().zip(events.as_array().unwrap()) {
+        let id = event["id"].as_str().unwrap();
+        assert!(row.contains(&format!(",{id},cli,")), "{row}");
+    }
     let out = auditlog(&["query", "actor.id = '3'"], &t.read);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("OCCURRED_AT"), "{table}");

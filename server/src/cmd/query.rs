@@ -1,5 +1,5 @@
 //! `auditlog query`: events matching a filter, from a data directory or a
-//! running server, printed as a table, JSON or NDJSON.
+//! running server, printed as a table, JSON, NDJSON or CSV.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::client::Server;
 use crate::api::events::{parse_filter_param, parse_range};
+use crate::export::format::{ExportFormat, RowWriter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -20,6 +21,8 @@ pub enum Format {
     Json,
     /// One event per line, as stored.
     Ndjson,
+    /// The export's CSV columns (docs/API.md), one row per event.
+    Csv,
 }
 
 pub enum Source {
@@ -92,22 +95,25 @@ pub fn run(source: Source, a: Args) -> Result<()> {
         }
     };
     let mut out = std::io::stdout().lock();
-    match a.format {
-        Format::Ndjson => {
+    let export_format = match a.format {
+        Format::Csv => Some(ExportFormat::Csv),
+        Format::Json => Some(ExportFormat::Json),
+        Format::Ndjson => Some(ExportFormat::Ndjson),
+        Format::Table => None,
+    };
+    match export_format {
+        Some(format) => {
+            // The same rows an export of this filter gives, one way to do it.
+            let mut writer = RowWriter::new(format);
+            let mut buf = Vec::new();
+            writer.begin(&mut buf)?;
             for e in &events {
-                out.write_all(e)?;
-                out.write_all(b"\n")?;
+                writer.row_json(e, &mut buf)?;
             }
+            writer.finish(&mut buf)?;
+            out.write_all(&buf)?;
         }
-        Format::Json => {
-            out.write_all(b"[")?;
-            for (i, e) in events.iter().enumerate() {
-                out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
-                out.write_all(e)?;
-            }
-            out.write_all(b"\n]\n")?;
-        }
-        Format::Table => {
+        None => {
             let rows: Vec<[String; 5]> = events
                 .iter()
                 .map(|e| table_row(&serde_json::from_slice(e).unwrap_or(Value::Null)))

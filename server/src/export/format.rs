@@ -109,18 +109,23 @@ impl RowWriter {
     }
 
     pub fn row(&mut self, event: &StoredEvent, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        self.row_json(&event.json, out)
+    }
+
+    /// One row from an event's stored JSON (as a server's answer gives it).
+    pub fn row_json(&mut self, json: &[u8], out: &mut Vec<u8>) -> Result<(), FormatError> {
         match self.format {
             ExportFormat::Csv => {
-                let cells = csv_cells(&event.json);
+                let cells = csv_cells(json);
                 self.csv_record(cells.iter().map(String::as_str), out)?;
             }
             ExportFormat::Ndjson => {
-                one_line(&event.json, out);
+                one_line(json, out);
                 out.push(b'\n');
             }
             ExportFormat::Json => {
                 out.extend_from_slice(if self.rows == 0 { b"\n" } else { b",\n" });
-                one_line(&event.json, out);
+                one_line(json, out);
             }
         }
         self.rows += 1;
