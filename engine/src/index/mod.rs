@@ -6,6 +6,8 @@
 //! lazily through [`StoredIndex`] straight from the memory map. This module
 //! knows nothing of files or segments beyond those bytes.
 
+pub mod path;
+
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 

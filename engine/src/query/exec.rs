@@ -271,6 +271,7 @@ impl Prepared {
 
     /// Counts matching events.
     pub fn count(&self, snap: &Snapshot) -> Result<u64> {
+        self.build_path_indexes(snap)?;
         let range = self.plan.range;
         let mut total = 0u64;
         // Segments whose events must be read are counted on all cores:
@@ -307,44 +308,43 @@ impl Prepared {
             ordinals.sort_unstable();
             to_scan.push((seg, ordinals));
         }
-        let workers = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .min(to_scan.len());
-        if workers <= 1 {
-            for (seg, ordinals) in &to_scan {
-                total += self.count_matching(seg, ordinals)?;
-            }
-            return Ok(total);
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Result<u64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut sum = 0u64;
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((seg, ordinals)) = to_scan.get(i) else {
-                                return Ok(sum);
-                            };
-                            sum += self.count_matching(seg, ordinals)?;
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Internal("a counting thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        for r in results {
-            total += r?;
-        }
+        total += on_all_cores(&to_scan, |(seg, ordinals)| {
+            self.count_matching(seg, ordinals)
+        })?;
         Ok(total)
+    }
+
+    /// Builds the value indexes of the filter's non-indexed paths in every
+    /// sealed segment whose events a count would otherwise read (most of
+    /// them): the build reads each event once, as the count would, and
+    /// later queries on those paths are then answered from the cache.
+    /// Segments where the indexed terms already leave few candidates are
+    /// left alone: checking those few is cheaper.
+    fn build_path_indexes(&self, snap: &Snapshot) -> Result<()> {
+        let paths = self.plan.paths();
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut jobs = Vec::new();
+        for view in self.segments(snap) {
+            let SegmentView::Sealed { seg, .. } = view else {
+                continue;
+            };
+            let (candidates, exact) = self.plan.candidates(view)?;
+            if exact || candidates.len() < u64::from(view.event_count()) / 8 {
+                continue;
+            }
+            for path in &paths {
+                if seg.cached_path_index(path).is_none() {
+                    jobs.push((seg.clone(), *path));
+                }
+            }
+        }
+        on_all_cores(&jobs, |(seg, path)| {
+            seg.build_path_index(path)?;
+            Ok(0)
+        })?;
+        Ok(())
     }
 
     /// How many of `ordinals` (sorted) match the residual filter.
@@ -533,6 +533,42 @@ impl Prepared {
             next_cursor,
         })
     }
+}
+
+/// Runs `job` on every item, spread over all cores (the items are
+/// independent, and each is dominated by decompression), and sums.
+fn on_all_cores<T: Sync>(items: &[T], job: impl Fn(&T) -> Result<u64> + Sync) -> Result<u64> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(&job).sum();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut sum = 0u64;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return Ok(sum);
+                        };
+                        sum += job(item)?;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("a query thread panicked".into())))
+            })
+            .collect()
+    });
+    results.into_iter().sum()
 }
 
 impl Snapshot {

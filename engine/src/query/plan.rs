@@ -7,12 +7,16 @@
 //! check). `occurred_at` bounds in the top-level AND are folded into the
 //! time range, which the executor applies from the time column.
 //! Planning never reads event bodies; the executor does.
+//!
+//! A term on any other path becomes a [`Node::Path`]: exact in a sealed
+//! segment for which a query already built that path's value index
+//! (`index::path`, cached), a superset like any residual term elsewhere.
 
 use roaring::{MultiOps, RoaringBitmap};
 
 use crate::error::Result;
 use crate::index::IndexedField;
-use crate::query::ast::{CmpOp, Filter, Literal};
+use crate::query::ast::{CmpOp, FieldPath, Filter, Literal};
 use crate::segment::SegmentView;
 use crate::types::{TimeRange, Timestamp};
 
@@ -28,6 +32,12 @@ pub enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
+    /// A term that tests only `path` (not `occurred_at`): answered by the
+    /// path's value index where one is cached, else a residual.
+    Path {
+        path: FieldPath,
+        term: Filter,
+    },
     /// Not answerable from indexes: every event is a candidate.
     Residual,
 }
@@ -64,12 +74,28 @@ impl Plan {
     pub fn candidates(&self, seg: &SegmentView) -> Result<(RoaringBitmap, bool)> {
         eval(&self.root, seg)
     }
+
+    /// The distinct paths of [`Node::Path`] terms.
+    pub fn paths(&self) -> Vec<&FieldPath> {
+        fn walk<'a>(n: &'a Node, out: &mut Vec<&'a FieldPath>) {
+            match n {
+                Node::Path { path, .. } if !out.contains(&path) => out.push(path),
+                Node::And(c) | Node::Or(c) => c.iter().for_each(|c| walk(c, out)),
+                Node::Not(c) => walk(c, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
 }
 
 fn exact(n: &Node) -> bool {
     match n {
         Node::All | Node::Index { .. } => true,
-        Node::Residual => false,
+        // Exact only where an index happens to be cached: not statically.
+        Node::Residual | Node::Path { .. } => false,
         Node::And(c) | Node::Or(c) => c.iter().all(exact),
         Node::Not(c) => exact(c),
     }
@@ -85,6 +111,10 @@ fn eval(n: &Node, seg: &SegmentView) -> Result<(RoaringBitmap, bool)> {
     Ok(match n {
         Node::All => (all(seg), true),
         Node::Residual => (all(seg), false),
+        Node::Path { path, term } => match seg.path_answer(path, term) {
+            Some(b) => (b, true),
+            None => (all(seg), false),
+        },
         Node::Index { field, values } => {
             let found = values
                 .iter()
@@ -163,7 +193,7 @@ fn node(f: &Filter) -> Node {
                 field,
                 values: string_values(std::slice::from_ref(value)),
             })),
-            _ => Node::Residual,
+            _ => path_node(path, f),
         },
         Filter::In {
             path,
@@ -181,15 +211,27 @@ fn node(f: &Filter) -> Node {
                     n
                 }
             }
-            None => Node::Residual,
+            None => path_node(path, f),
         },
         Filter::IsNull { path, negated } => match indexed(path) {
             // Indexed fields are required (or defaulted): never null.
             Some(_) if *negated => Node::All,
             Some(_) => Node::Not(Box::new(Node::All)),
-            None => Node::Residual,
+            None => path_node(path, f),
         },
-        Filter::Like { .. } => Node::Residual,
+        Filter::Like { path, .. } => path_node(path, f),
+    }
+}
+
+/// A leaf term on `path`: a path-index term, except on `occurred_at`,
+/// whose comparisons are between instants and are left to the residual.
+fn path_node(path: &FieldPath, term: &Filter) -> Node {
+    if path.is(crate::query::eval::TIME_FIELD) {
+        return Node::Residual;
+    }
+    Node::Path {
+        path: path.clone(),
+        term: term.clone(),
     }
 }
 

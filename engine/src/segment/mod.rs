@@ -23,6 +23,7 @@ use roaring::RoaringBitmap;
 use crate::error::Result;
 use crate::event::StoredEvent;
 use crate::index::IndexedField;
+use crate::query::ast::{FieldPath, Filter};
 use crate::types::{EventId, SegmentId, Timestamp};
 use block::DecodedBlock;
 use format::BlockMeta;
@@ -161,6 +162,20 @@ impl SegmentView {
                 bm.remove_range(*events..);
                 Ok(Arc::new(bm))
             }
+        }
+    }
+
+    /// Events matching `term` (a filter on `path` only), from a cached
+    /// value index of `path`; `None` when there is none (the head segment
+    /// never has one: it still grows).
+    pub fn path_answer(&self, path: &FieldPath, term: &Filter) -> Option<RoaringBitmap> {
+        match self {
+            SegmentView::Sealed { seg, events } => {
+                let cached = seg.cached_path_index(path)?;
+                let index = cached.as_ref().as_ref()?;
+                Some(index.answer(path, term, *events))
+            }
+            SegmentView::Head { .. } => None,
         }
     }
 

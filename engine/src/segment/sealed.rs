@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use crate::cache::Caches;
 use crate::error::{Error, Result};
+use crate::index::path::{PathIndex, PathIndexBuilder};
 use crate::index::{IndexedField, StoredIndex};
 use crate::io::{FileBytes, FileSystem};
+use crate::query::ast::FieldPath;
 use crate::segment::block::{decode_block, DecodedBlock};
 use crate::segment::dict::Dictionary;
 use crate::segment::format::{
@@ -319,6 +321,38 @@ impl SealedSegment {
                     )
                 })
         })
+    }
+
+    /// The value index of `path`, if a query built it and it is cached
+    /// (`Some(None)`: the path has too many values here to be indexed).
+    pub fn cached_path_index(&self, path: &FieldPath) -> Option<Arc<Option<PathIndex>>> {
+        self.cache.path_index(self.id, &path.0)
+    }
+
+    /// Reads every event once to build the value index of `path`, and
+    /// caches it. Blocks are decoded straight from the file: a whole
+    /// segment would only flush the block cache.
+    pub fn build_path_index(&self, path: &FieldPath) -> Result<Arc<Option<PathIndex>>> {
+        let mut builder = PathIndexBuilder::new(path);
+        for meta in &self.blocks {
+            if builder.gave_up() {
+                break;
+            }
+            let block = self.decode(meta)?;
+            for o in meta.ordinals() {
+                let json = block.json(o).unwrap_or_default();
+                builder.add(o, json).map_err(|e| {
+                    Error::corrupt(
+                        &self.path,
+                        meta.offset,
+                        format!("stored event is not JSON: {e}"),
+                    )
+                })?;
+            }
+        }
+        let index = builder.finish();
+        self.cache.put_path_index(self.id, &path.0, index.clone());
+        Ok(Arc::new(index))
     }
 
     /// A decoded block, from the cache when it is there.
