@@ -50,6 +50,7 @@ pub fn build_store(dir: &Path, events: usize, days: f64) -> anyhow::Result<Engin
     }
     engine.seal()?;
     engine.sync()?;
+    engine.wait_compacted();
     Ok(engine)
 }
 

@@ -18,7 +18,8 @@ use crate::index::IndexedField;
 use crate::segment::block::DecodedBlock;
 use crate::types::SegmentId;
 
-type BlockKey = (SegmentId, u64);
+/// (segment, first ordinal of the block).
+type BlockKey = (SegmentId, u32);
 type BitmapKey = (SegmentId, IndexedField, Box<str>);
 type PathKey = (SegmentId, Box<[String]>);
 /// `None`: the path has too many distinct values in that segment.
@@ -80,7 +81,7 @@ impl Caches {
 
     pub fn block(
         &self,
-        key: (SegmentId, u64),
+        key: BlockKey,
         load: impl FnOnce() -> crate::Result<DecodedBlock>,
     ) -> crate::Result<Arc<DecodedBlock>> {
         if let Some(b) = self.blocks.get(&key) {

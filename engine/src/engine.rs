@@ -81,6 +81,12 @@ pub struct EngineConfig {
     pub block_cache_bytes: u64,
     /// Memory for decoded index bitmaps of sealed segments.
     pub bitmap_cache_bytes: u64,
+    /// zstd level at which sealed segments are compressed again, in the
+    /// background at low CPU priority (docs/FORMAT.md §4, "Compaction");
+    /// 0 never does it. Ingest compresses at `compression_level`, which
+    /// must keep up with appends; compaction spends more CPU once per
+    /// segment to make it smaller for the rest of its life.
+    pub compact_level: i32,
     /// Keep the hash chain (docs/INTEGRITY.md). Always on in real use; the
     /// switch exists only to measure what chaining costs on ingest.
     pub hash_chain: bool,
@@ -110,6 +116,7 @@ impl Default for EngineConfig {
             block_cache_bytes: 64 << 20,
             bitmap_cache_bytes: 16 << 20,
             hash_chain: true,
+            compact_level: 9,
             signing_key: None,
             checkpoint_export: None,
         }
@@ -299,7 +306,31 @@ struct Inner {
     queue_cv: Condvar,
     /// The signing key and checkpoint log, when a key is configured.
     notary: Option<Notary>,
+    compactor: Arc<Compactor>,
     _lock: Box<dyn Send + Sync>,
+}
+
+/// Work list of the background compaction thread (`segment::compact`).
+#[derive(Default)]
+struct Compactor {
+    work: Mutex<CompactorWork>,
+    cv: Condvar,
+    /// Set when the engine goes away: a compaction in progress stops.
+    cancel: std::sync::atomic::AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct CompactorWork {
+    queue: std::collections::VecDeque<SegmentId>,
+    busy: bool,
+}
+
+impl Compactor {
+    fn push(&self, id: SegmentId) {
+        self.work.lock().queue.push_back(id);
+        self.cv.notify_all();
+    }
 }
 
 /// The storage engine. Cheap to clone; all clones share one store.
@@ -554,8 +585,16 @@ impl Engine {
             }),
             queue_cv: Condvar::new(),
             notary,
+            compactor: Arc::new(Compactor::default()),
             _lock: lock,
         });
+        if inner.cfg.compact_level > 0 {
+            for seg in inner.state.read().sealed.iter().filter(|s| !s.compacted) {
+                inner.compactor.push(seg.id);
+            }
+            let handle = spawn_compactor(Arc::downgrade(&inner), inner.compactor.clone());
+            *inner.compactor.thread.lock() = handle;
+        }
         if let SyncPolicy::Interval(every) = inner.cfg.sync {
             spawn_flusher(Arc::downgrade(&inner), every);
         }
@@ -922,6 +961,9 @@ impl Engine {
             tracing::error!(error = %e, "could not write the seal checkpoint");
         }
         tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = started.elapsed().as_millis() as u64, "sealed segment");
+        if inner.cfg.compact_level > 0 {
+            inner.compactor.push(sealed.id);
+        }
         w.seals_since_training += 1;
         let due =
             w.dicts.newest().is_none() || w.seals_since_training >= inner.cfg.dict_retrain_segments;
@@ -1154,6 +1196,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until every sealed segment queued for compaction is done (for
+    /// benchmarks and tests; compaction otherwise runs on its own).
+    pub fn wait_compacted(&self) {
+        let c = &self.inner.compactor;
+        let mut work = c.work.lock();
+        while !work.queue.is_empty() || work.busy {
+            c.cv.wait(&mut work);
+        }
+    }
+
     /// Flushes and releases the store, with a last checkpoint when events
     /// arrived since the previous one. Dropping the engine flushes too,
     /// best effort, without the checkpoint.
@@ -1296,6 +1348,16 @@ impl Engine {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.compactor
+            .cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.compactor.cv.notify_all();
+        if let Some(t) = self.compactor.thread.lock().take() {
+            // The compaction thread may itself drop the last reference.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
         if let Some(head) = self.writer.get_mut().head.as_mut() {
             let _ = head.sync_published();
         }
@@ -1353,4 +1415,133 @@ fn spawn_flusher(inner: Weak<Inner>, every: Duration) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start the sync thread; syncing on append only");
     }
+}
+
+/// The compaction thread: holds only a weak reference to the engine while
+/// it works, so dropping the engine is never delayed by more than a block.
+fn spawn_compactor(inner: Weak<Inner>, c: Arc<Compactor>) -> Option<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("auditlog-compact".into())
+        .spawn(move || {
+            lower_priority();
+            loop {
+                let id = {
+                    let mut work = c.work.lock();
+                    work.busy = false;
+                    c.cv.notify_all();
+                    loop {
+                        if c.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                        if let Some(id) = work.queue.pop_front() {
+                            work.busy = true;
+                            break id;
+                        }
+                        c.cv.wait(&mut work);
+                    }
+                };
+                if let Err(e) = compact_one(&inner, &c, id) {
+                    tracing::warn!(segment = %id, error = %e, "compaction failed; the segment stays as it was");
+                }
+            }
+        })
+        .ok()
+}
+
+/// Compaction competes with ingest for the cores: it only gets what
+/// appenders leave idle.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread, no memory involved.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
+/// Writes segment `id` compacted next to itself, checks the new file as a
+/// reader would (every block included), then, under the writer lock (which
+/// retention and quarantine also hold while they remove files), renames it
+/// over the old one and publishes it, if the segment is still live.
+fn compact_one(weak: &Weak<Inner>, c: &Compactor, id: SegmentId) -> Result<()> {
+    let (fs, seg, level, store_id, caches, dir) = {
+        let Some(inner) = weak.upgrade() else {
+            return Ok(());
+        };
+        let seg = inner
+            .state
+            .read()
+            .sealed
+            .iter()
+            .find(|s| s.id == id)
+            .cloned();
+        let Some(seg) = seg.filter(|s| !s.compacted) else {
+            return Ok(());
+        };
+        (
+            inner.fs.clone(),
+            seg,
+            inner.cfg.compact_level,
+            inner.dir.store_id,
+            inner.caches.clone(),
+            inner.dir.segments.clone(),
+        )
+    };
+    let started = Instant::now();
+    let tmp = seg.path.with_extension("seg.compact.tmp");
+    let _ = fs.remove_file(&tmp);
+    if !crate::segment::compact::write_compacted(fs.as_ref(), &seg, &tmp, level, &c.cancel)? {
+        return Ok(());
+    }
+    let checked =
+        (|| {
+            let bytes = fs.read_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let new = SealedSegment::from_bytes(seg.path.clone(), bytes, &store_id, caches)
+                .map_err(|f| match f {
+                    OpenFailure::NotSealed => {
+                        Error::corrupt(&tmp, 0, "compacted file has no footer")
+                    }
+                    OpenFailure::Damaged(e) => e,
+                })?;
+            new.verify_blocks()?;
+            Ok(new)
+        })();
+    let new = match checked {
+        Ok(new) => new,
+        Err(e) => {
+            let _ = fs.remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let Some(inner) = weak.upgrade() else {
+        let _ = fs.remove_file(&tmp);
+        return Ok(());
+    };
+    let _writer = inner.writer.lock();
+    let live = inner
+        .state
+        .read()
+        .sealed
+        .iter()
+        .position(|s| Arc::ptr_eq(s, &seg));
+    let Some(pos) = live else {
+        // Dropped by retention or set aside meanwhile: never bring it back.
+        let _ = fs.remove_file(&tmp);
+        return Ok(());
+    };
+    fs.rename(&tmp, &seg.path)
+        .map_err(|e| Error::io(&seg.path, e))?;
+    // Either name binding that survives a crash is a whole, synced file.
+    let synced = fs.sync_dir(&dir).map_err(|e| Error::io(&dir, e));
+    let new = Arc::new(new);
+    {
+        let mut state = inner.state.write();
+        let mut list = (*state.sealed).clone();
+        if let Some(slot) = list.get_mut(pos) {
+            *slot = new.clone();
+        }
+        state.sealed = Arc::new(list);
+    }
+    tracing::info!(segment = %id, before = seg.file_len, after = new.file_len, ms = started.elapsed().as_millis() as u64, "compacted segment");
+    synced
 }

@@ -52,6 +52,10 @@ enum Cmd {
         level: i32,
         #[arg(long, default_value_t = 16 * 1024)]
         block_bytes: usize,
+        /// zstd level of the background recompression of sealed segments
+        /// (0: none). Disk use is reported before and after it.
+        #[arg(long, default_value_t = EngineConfig::default().compact_level)]
+        compact_level: i32,
         /// Distinct batches generated up front and reused in turn.
         #[arg(long, default_value_t = 400)]
         pool: usize,
@@ -111,6 +115,7 @@ fn main() -> Result<()> {
             dir,
             level,
             block_bytes,
+            compact_level,
             pool,
             no_chain,
             key,
@@ -138,6 +143,7 @@ fn main() -> Result<()> {
                 block_bytes,
                 hash_chain: !no_chain,
                 signing_key: key,
+                compact_level,
                 ..EngineConfig::default()
             };
             let (engine, _) = Engine::open(&dir, cfg)?;
@@ -175,6 +181,10 @@ fn main() -> Result<()> {
             let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
             engine.seal()?;
             let raw = ndjson_bytes.load(Ordering::Relaxed) as f64;
+            let disk_sealed = dir_bytes(&dir) as f64;
+            let waited = Instant::now();
+            engine.wait_compacted();
+            let compact_wait = waited.elapsed().as_secs_f64();
             let disk = dir_bytes(&dir) as f64;
             println!(
                 "{}",
@@ -189,6 +199,9 @@ fn main() -> Result<()> {
                     "disk_bytes": disk,
                     "ndjson_bytes": raw,
                     "disk_per_ndjson_byte": disk / raw,
+                    "disk_per_ndjson_byte_before_compaction": disk_sealed / raw,
+                    "compaction_wait_after_ingest_s": compact_wait,
+                    "compact_level": compact_level,
                     "rss_mib": rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
                     "rss_anon_mib": rss_anon_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
                     "batch": batch, "threads": threads, "level": level, "block_bytes": block_bytes,

@@ -98,6 +98,16 @@ fn compress(raw: &[u8], level: i32, dict: Option<&Dictionary>) -> std::io::Resul
     Ok(out)
 }
 
+/// Compresses a block's uncompressed payload (compaction re-encodes
+/// sealed blocks with it at a higher level).
+pub fn compress_payload(
+    raw: &[u8],
+    level: i32,
+    dict: Option<&Dictionary>,
+) -> std::io::Result<Vec<u8>> {
+    compress(raw, level, dict)
+}
+
 /// Decompresses one frame into at most `raw_len` bytes (a frame claiming
 /// more is an error, so damaged input cannot make it allocate more).
 fn decompress(
@@ -217,6 +227,11 @@ impl DecodedBlock {
     /// The segment ordinals this block holds, in order.
     pub fn ordinals(&self) -> std::ops::Range<u32> {
         self.first_ordinal..self.first_ordinal.saturating_add(self.slots.len() as u32)
+    }
+
+    /// The uncompressed payload: the events with their length prefixes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
     }
 
     pub fn slots(&self) -> &[EventSlot] {

@@ -291,6 +291,9 @@ pub enum SectionKind {
 }
 
 pub const SECTION_OPTIONAL: u32 = 1 << 31;
+/// Optional section: the segment's blocks were compressed again after
+/// sealing (`segment::compact`). Level u32, file length before u64.
+pub const SECTION_COMPACTED: u32 = SECTION_OPTIONAL | 7;
 
 impl SectionKind {
     pub fn from_u32(v: u32) -> Option<Self> {

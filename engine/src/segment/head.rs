@@ -191,7 +191,7 @@ impl HeadSegment {
     /// safe for the head too).
     pub fn read_block(&self, meta: &BlockMeta) -> Result<Arc<DecodedBlock>> {
         self.cache
-            .block((self.id, meta.offset), || self.decode(meta))
+            .block((self.id, meta.first_ordinal), || self.decode(meta))
     }
 
     /// The header of a published block, read from the file.

@@ -5,11 +5,13 @@
 //! - `head`: the segment being appended to, and its writer.
 //! - `sealed`: finished segments, read through a memory map.
 //! - `recover`: reopening the head after a crash.
+//! - `compact`: rewriting a sealed segment smaller, in the background.
 //!
 //! [`SegmentView`] gives readers one way to look at either kind, frozen at
 //! the number of events visible when their snapshot was taken.
 
 pub mod block;
+pub mod compact;
 pub mod dict;
 pub mod format;
 pub mod head;

@@ -27,6 +27,8 @@ use crate::segment::format::{
 use crate::types::{EventId, SegmentId, Timestamp};
 
 pub struct SealedSegment {
+    /// Its blocks were compressed again after sealing (`segment::compact`).
+    pub compacted: bool,
     pub id: SegmentId,
     pub path: PathBuf,
     pub header: SegmentHeader,
@@ -227,7 +229,9 @@ impl SealedSegment {
                 *slot = range;
             }
         }
+        let compacted = sections.iter().any(|s| s.kind == format::SECTION_COMPACTED);
         Ok(SealedSegment {
+            compacted,
             id: header.segment_id,
             path,
             header,
@@ -246,6 +250,11 @@ impl SealedSegment {
 
     fn file(&self) -> &[u8] {
         (*self.bytes).as_ref()
+    }
+
+    /// The whole file, as mapped (compaction copies sections from it).
+    pub fn file_bytes(&self) -> &[u8] {
+        self.file()
     }
 
     fn section(&self, r: &Range<usize>) -> &[u8] {
@@ -357,8 +366,10 @@ impl SealedSegment {
 
     /// A decoded block, from the cache when it is there.
     pub fn read_block(&self, meta: &BlockMeta) -> Result<Arc<DecodedBlock>> {
+        // Keyed by first ordinal, not offset: compaction moves blocks
+        // within the file, but the block holding an ordinal never changes.
         self.cache
-            .block((self.id, meta.offset), || self.decode(meta))
+            .block((self.id, meta.first_ordinal), || self.decode(meta))
     }
 
     /// The header of a block, read from the file (checked by its CRC).
