@@ -116,7 +116,7 @@ impl Default for EngineConfig {
             block_cache_bytes: 64 << 20,
             bitmap_cache_bytes: 16 << 20,
             hash_chain: true,
-            compact_level: 9,
+            compact_level: 12,
             signing_key: None,
             checkpoint_export: None,
         }
