@@ -331,12 +331,42 @@ impl Compactor {
         self.work.lock().queue.push_back(id);
         self.cv.notify_all();
     }
+
+    /// Cancels the compaction in progress (it stops within a block) and
+    /// waits for the thread to end.
+    fn stop(&self) {
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cv.notify_all();
+        if let Some(t) = self.thread.lock().take() {
+            // The compaction thread may itself drop the last reference.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 /// The storage engine. Cheap to clone; all clones share one store.
 #[derive(Clone)]
 pub struct Engine {
+    // Declared first so that it is dropped first: it stops the compaction
+    // thread, which may briefly hold the engine, before `inner` goes.
+    _handle: Arc<Handle>,
     inner: Arc<Inner>,
+}
+
+/// Dropped with the last `Engine` clone: stops the compaction thread and
+/// waits for it, so that the store is released (its lock file included)
+/// by the time the last handle is gone.
+struct Handle {
+    compactor: Arc<Compactor>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.compactor.stop();
+    }
 }
 
 impl Engine {
@@ -598,7 +628,16 @@ impl Engine {
         if let SyncPolicy::Interval(every) = inner.cfg.sync {
             spawn_flusher(Arc::downgrade(&inner), every);
         }
-        Ok((Engine { inner }, report))
+        let handle = Arc::new(Handle {
+            compactor: inner.compactor.clone(),
+        });
+        Ok((
+            Engine {
+                _handle: handle,
+                inner,
+            },
+            report,
+        ))
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -1348,16 +1387,7 @@ impl Engine {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.compactor
-            .cancel
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.compactor.cv.notify_all();
-        if let Some(t) = self.compactor.thread.lock().take() {
-            // The compaction thread may itself drop the last reference.
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
+        self.compactor.stop();
         if let Some(head) = self.writer.get_mut().head.as_mut() {
             let _ = head.sync_published();
         }
