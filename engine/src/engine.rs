@@ -335,8 +335,13 @@ impl Compactor {
     /// Cancels the compaction in progress (it stops within a block) and
     /// waits for the thread to end.
     fn stop(&self) {
-        self.cancel
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        {
+            // Under the lock: the thread checks `cancel` and then waits while
+            // holding it, so the wake-up below cannot fall between the two.
+            let _work = self.work.lock();
+            self.cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.cv.notify_all();
         if let Some(t) = self.thread.lock().take() {
             // The compaction thread may itself drop the last reference.
