@@ -103,13 +103,24 @@ fn a_full_disk_answers_507_loses_nothing_and_recovers_by_itself() {
     );
     assert!(acked.len() > 100, "too little fitted: {}", acked.len());
 
-    // Still full: still refused, nothing half stored, reads go on.
+    // Still full: refused, nothing half stored, reads go on. (Background
+    // compaction of sealed segments may free room meanwhile: a batch that
+    // then fits is stored whole and acknowledged, never in part.)
+    let mut refused_acked = 0u64;
     for n in 0..3 {
-        assert_eq!(post(&s, "application/x-ndjson", batch("refused", n)).0, 507);
+        let (status, body) = post(&s, "application/x-ndjson", batch("refused", n));
+        match status {
+            507 => {}
+            201 => {
+                refused_acked += ids(&body).len() as u64;
+                acked.extend(ids(&body));
+            }
+            other => panic!("answered {other} on a full disk: {body}"),
+        }
     }
     assert!(s.healthy());
     assert_eq!(count(&s, None), acked.len() as u64);
-    assert_eq!(count(&s, Some("actor.id = 'refused'")), 0);
+    assert_eq!(count(&s, Some("actor.id = 'refused'")), refused_acked);
 
     // Room again: ingest resumes in the same process.
     fs.resize("16m");
