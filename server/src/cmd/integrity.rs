@@ -38,7 +38,7 @@ pub fn verify(data: &Path, public_key: Option<&str>, checkpoint_files: &[PathBuf
     }
 
     let mut problems = 0usize;
-    let (engine, report) = Engine::open(data, Default::default())
+    let (engine, report) = Engine::open(data, super::cli_config())
         .with_context(|| format!("opening {}", data.display()))?;
     for (path, why) in &report.quarantined {
         println!("QUARANTINED {}: {why}", path.display());

@@ -15,9 +15,19 @@ use anyhow::{Context, Result};
 use auditlog_engine::Engine;
 
 /// Opens a data directory, warning about anything set aside.
+/// How the command line opens a store: like the server, except that it
+/// never starts background compaction. A command is short-lived, and
+/// `verify` must not rewrite the segments it is checking.
+pub fn cli_config() -> auditlog_engine::EngineConfig {
+    auditlog_engine::EngineConfig {
+        compact_level: 0,
+        ..Default::default()
+    }
+}
+
 pub fn open(data: &Path) -> Result<Engine> {
-    let (engine, report) = Engine::open(data, Default::default())
-        .with_context(|| format!("opening {}", data.display()))?;
+    let (engine, report) =
+        Engine::open(data, cli_config()).with_context(|| format!("opening {}", data.display()))?;
     for (path, why) in report.quarantined {
         tracing::warn!(file = %path.display(), reason = %why, "set aside");
     }
@@ -30,7 +40,7 @@ pub fn open(data: &Path) -> Result<Engine> {
 pub fn open_signed(data: &Path, key: Option<PathBuf>) -> Result<Engine> {
     let cfg = auditlog_engine::EngineConfig {
         signing_key: Some(key.unwrap_or_else(|| crate::config::default_key_path(data))),
-        ..Default::default()
+        ..cli_config()
     };
     let (engine, report) =
         Engine::open(data, cfg).with_context(|| format!("opening {}", data.display()))?;
