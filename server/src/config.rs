@@ -34,6 +34,9 @@ pub struct ServeConfig {
     /// The JSON-lines copy of the checkpoints meant to be shipped
     /// elsewhere; default `<data>/checkpoints/checkpoints.ndjson`.
     pub checkpoint_export: Option<PathBuf>,
+    /// zstd level sealed segments are compressed again at in the
+    /// background (0: no compaction). See docs/FORMAT.md, "Compaction".
+    pub compact_level: i32,
 }
 
 impl Default for ServeConfig {
@@ -49,7 +52,19 @@ impl Default for ServeConfig {
             key: None,
             checkpoint_interval: Duration::from_secs(60),
             checkpoint_export: None,
+            compact_level: EngineConfig::default().compact_level,
         }
+    }
+}
+
+/// A compaction level: 0 (off) or one of zstd's levels, 1 to 22.
+pub fn parse_compact_level(level: i32) -> Result<i32, String> {
+    if (0..=22).contains(&level) {
+        Ok(level)
+    } else {
+        Err(format!(
+            "compact_level {level} is out of range: use 0 (no compaction) or a zstd level from 1 to 22"
+        ))
     }
 }
 
@@ -75,6 +90,7 @@ impl ServeConfig {
             sync: self.sync,
             signing_key: Some(self.key_path()),
             checkpoint_export: self.checkpoint_export.clone(),
+            compact_level: self.compact_level,
             ..EngineConfig::default()
         };
         cfg.limits.max_event_bytes = self.max_event_bytes;
@@ -96,6 +112,7 @@ pub struct FileConfig {
     pub tokens: Vec<TokenEntry>,
     pub key: Option<PathBuf>,
     pub checkpoint_interval_secs: Option<u64>,
+    pub compact_level: Option<i32>,
     pub checkpoint_export: Option<PathBuf>,
 }
 
@@ -141,6 +158,9 @@ impl ServeConfig {
         self.tokens = TokenSet::from_entries(&f.tokens)?;
         if let Some(v) = f.key {
             self.key = Some(v);
+        }
+        if let Some(v) = f.compact_level {
+            self.compact_level = parse_compact_level(v)?;
         }
         if let Some(v) = f.checkpoint_interval_secs {
             self.checkpoint_interval = Duration::from_secs(v);

@@ -7,7 +7,7 @@ use auditlog_engine::{Engine, Timestamp};
 use auditlog_server::api::auth::Role;
 use auditlog_server::api::{router, AppState};
 use auditlog_server::cmd::{export, ingest, integrity, open_signed, query, stats};
-use auditlog_server::config::{default_key_path, parse_sync, ServeConfig};
+use auditlog_server::config::{default_key_path, parse_compact_level, parse_sync, ServeConfig};
 use auditlog_server::live::Live;
 use auditlog_server::tokens::{generate_token, hash_token, TokenEntry, TokenSet};
 use clap::{Parser, Subcommand};
@@ -49,7 +49,7 @@ enum Command {
     Serve {
         /// TOML config file (keys: data, listen, retention_days, sync,
         /// max_body_bytes, max_event_bytes, key, checkpoint_interval_secs,
-        /// checkpoint_export, [[tokens]]); flags override it.
+        /// checkpoint_export, compact_level, [[tokens]]); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Data directory [default: ./data].
@@ -75,6 +75,11 @@ enum Command {
         /// at seals and shutdown) [default: 60].
         #[arg(long)]
         checkpoint_interval_secs: Option<u64>,
+        /// zstd level sealed segments are compressed again at, in the
+        /// background at the lowest CPU priority (0: no compaction)
+        /// [default: 12].
+        #[arg(long)]
+        compact_level: Option<i32>,
     },
     /// Append NDJSON events (one JSON object per line) from a file, or - for
     /// stdin, into a data directory or to a running server (--url).
@@ -257,6 +262,7 @@ fn main() -> Result<()> {
             sync,
             key,
             checkpoint_interval_secs,
+            compact_level,
         } => {
             let mut cfg = ServeConfig::default();
             if let Some(path) = config {
@@ -282,6 +288,9 @@ fn main() -> Result<()> {
             }
             if let Some(v) = checkpoint_interval_secs {
                 cfg.checkpoint_interval = std::time::Duration::from_secs(v);
+            }
+            if let Some(v) = compact_level {
+                cfg.compact_level = parse_compact_level(v).map_err(anyhow::Error::msg)?;
             }
             serve(cfg)
         }
