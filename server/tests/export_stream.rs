@@ -826,3 +826,157 @@ fn tails_carry_signed_checkpoints_and_export_jobs_a_signed_manifest() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+fn stream_manifest(c: &Client, s: &Server, id: &str) -> (u16, Value) {
+    let r = c
+        .get(s.url(&format!("/v1/export/manifests/{id}")))
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap())
+}
+
+#[test]
+fn a_streamed_export_has_a_signed_manifest_of_the_bytes_sent() {
+    use auditlog_engine::integrity::chain::{digest_from_hex, from_hex, hex, sha256};
+    use auditlog_engine::integrity::checkpoint::Checkpoint;
+    use auditlog_engine::integrity::manifest::SignedManifest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let c = client();
+    // More than two pages, so the hash spans several chunks.
+    let all = events(2500, "streamed");
+    ingest(&c, &s, &all);
+    let key: Value = c
+        .get(s.url("/v1/public-key"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let public: [u8; 32] = digest_from_hex(key["public_key"].as_str().unwrap()).unwrap();
+
+    for (format, filter) in [("ndjson", PROD), ("csv", "action_name = 'users.login'")] {
+        let r = c
+            .get(s.url("/v1/export"))
+            .query(&[("format", format), ("filter", filter)])
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let id = r.headers()["x-auditlog-export-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let link = r.headers()["link"].to_str().unwrap().to_string();
+        assert_eq!(
+            link,
+            format!("</v1/export/manifests/{id}>; rel=\"describedby\"")
+        );
+        let bytes = r.bytes().unwrap().to_vec();
+        let rows = if format == "csv" {
+            csv_lines(&bytes) - 1
+        } else {
+            bytes.iter().filter(|b| **b == b'\n').count() as u64
+        };
+        assert_eq!(rows, count(&c, &s, filter), "{format}");
+        assert!(rows > 0);
+
+        // Fetched right after the last byte: it is stored before the body ends.
+        let (status, signed) = stream_manifest(&c, &s, &id);
+        assert_eq!(status, 200, "{signed}");
+        let text = signed["manifest"].as_str().unwrap().to_string();
+        let manifest = SignedManifest {
+            manifest: text.clone(),
+            public_key: digest_from_hex(signed["public_key"].as_str().unwrap()).unwrap(),
+            signature: from_hex(signed["signature"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        };
+        assert!(manifest.verify(&public));
+        let m: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(m["content_sha256"], hex(&sha256(&bytes)));
+        assert_eq!(m["bytes"], bytes.len());
+        assert_eq!(m["count"], rows);
+        assert_eq!(m["complete"], true);
+        assert_eq!(m["format"], format);
+        assert_eq!(m["filter"], filter);
+        let covered = Checkpoint::from_json(&m["checkpoint"]).unwrap();
+        assert!(covered.verify(&public));
+        assert!(covered.position >= m["position"].as_u64().unwrap());
+        assert_eq!(m["position"], 2500);
+        let forged = SignedManifest {
+            manifest: text.replace(&format!("\"count\":{rows}"), "\"count\":1"),
+            ..manifest.clone()
+        };
+        assert_ne!(forged.manifest, text);
+        assert!(!forged.verify(&public));
+    }
+
+    let (status, body) = stream_manifest(&c, &s, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = stream_manifest(&c, &s, "not-a-ulid");
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_id");
+}
+
+/// While the client has not read the last byte there is no manifest yet;
+/// when it goes away before the end there never is one.
+#[test]
+fn a_streamed_export_cut_short_has_no_manifest() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let c = client();
+    // Far more than the socket buffers and the channel hold, so the
+    // server is still producing when the client stops reading.
+    let all = events(5000, "cut");
+    for _ in 0..4 {
+        ingest(&c, &s, &all);
+    }
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        sock,
+        "GET /v1/export?format=ndjson HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        sock.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let id = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-auditlog-export-id: ")
+                .map(str::to_string)
+        })
+        .expect("an export id header")
+        .to_uppercase();
+    let (status, body) = stream_manifest(&c, &s, &id);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "export_not_ready");
+
+    drop(sock);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = stream_manifest(&c, &s, &id);
+        if status == 409 {
+            assert!(Instant::now() < deadline, "the cut export still streams");
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"]["code"], "export_incomplete");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not complete"));
+        break;
+    }
+}

@@ -1,20 +1,23 @@
-//! `GET /v1/export` (one streamed download) and `/v1/exports` (background
-//! export jobs: submit, list, status, download).
+//! `GET /v1/export` (one streamed download) and its manifest, and
+//! `/v1/exports` (background export jobs: submit, list, status, download).
 //!
 //! A streamed export is produced page by page on the blocking pool and
 //! handed to the response body through a bounded channel: when the client
 //! reads slowly, the producer waits (backpressure), so memory stays at a
 //! few pages whatever the export's size. A failure after the headers went
 //! out aborts the response (the client sees a truncated transfer, never a
-//! silently short file that looks complete).
+//! silently short file that looks complete). A streamed export that
+//! reaches its end gets a signed manifest, stored before the body ends
+//! (`export::streamed`, `GET /v1/export/manifests/{id}`).
 
 use std::io::Read;
 
+use auditlog_engine::integrity::manifest::ExportFacts;
 use auditlog_engine::query::Filter;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,10 +31,13 @@ use super::extract::{ApiPath, ApiQuery};
 use super::AppState;
 use crate::export::format::ExportFormat;
 use crate::export::jobs::{Job, JobError, JobStatus, NewJob, MAX_NAME_BYTES};
-use crate::export::run::{run_export, ExportSpec};
+use crate::export::run::{run_export, ExportSpec, ExportSummary};
+use crate::export::streamed;
 
 /// Chunks (pages) waiting for the client, at most.
 pub const CHANNEL_CHUNKS: usize = 4;
+/// Names the streamed export, for `GET /v1/export/manifests/{id}`.
+pub const EXPORT_ID_HEADER: &str = "x-auditlog-export-id";
 /// Bytes per chunk when sending a finished job's file.
 const FILE_CHUNK: usize = 64 << 10;
 
@@ -111,6 +117,7 @@ pub async fn export(
     let range = parse_range(&p.from, &p.to)?;
     // Recorded before the first byte: the row count is not known yet, and
     // an export that could not be recorded is not served.
+    let id = Ulid::new();
     audit::record(
         &state,
         &caller,
@@ -118,33 +125,37 @@ pub async fn export(
         Access {
             action: action::EXPORTED,
             description: format!("exported events as {}", format.as_str()),
-            metadata: json!({"format": format, "filter": p.filter, "from": p.from, "to": p.to}),
+            metadata: json!({"format": format, "filter": p.filter, "from": p.from, "to": p.to,
+                             "export_id": id.to_string()}),
         },
     )
     .await?;
-    let (tx, body) = channel_body();
-    let engine = state.engine.clone();
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    let facts = ExportFacts {
+        filter: given(&p.filter),
+        from: given(&p.from),
+        to: given(&p.to),
+        format: format.as_str().to_string(),
+        count: 0,
+        bytes: 0,
+        content_sha256: [0; 32],
+        complete: false,
+        position: 0,
+    };
     let spec = ExportSpec {
         format,
         filter,
         range,
     };
-    tokio::task::spawn_blocking(move || {
-        let snap = engine.snapshot();
-        let sent = run_export(&snap, &spec, |chunk| {
-            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
-        });
-        if let Err(e) = sent {
-            tracing::error!(error = %e, "export failed after the response started");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-        }
-    });
+    state.streamed.set(id, streamed::Outcome::Streaming);
+    let body = signed_stream(&state, id, spec, facts);
     let stamp: String = auditlog_engine::Timestamp::now()
         .to_rfc3339()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(15)
         .collect();
+    let link = format!("</v1/export/manifests/{id}>; rel=\"describedby\"");
     Ok((
         [
             (
@@ -155,10 +166,164 @@ pub async fn export(
                 header::CONTENT_DISPOSITION,
                 disposition(&format!("auditlog-export-{stamp}"), format),
             ),
+            (
+                HeaderName::from_static(EXPORT_ID_HEADER),
+                HeaderValue::from_str(&id.to_string()).unwrap_or(HeaderValue::from_static("")),
+            ),
+            (
+                header::LINK,
+                HeaderValue::from_str(&link).unwrap_or(HeaderValue::from_static("")),
+            ),
         ],
         body,
     )
         .into_response())
+}
+
+/// What the producer of a streamed export hands the response body.
+enum Piece {
+    Chunk(Bytes),
+    /// Every chunk was handed over; the export is whole.
+    Done(ExportSummary),
+    Failed(String),
+}
+
+/// Records a streamed export's outcome exactly once: signed when its last
+/// byte went out, else (an error, the client going away: the body is
+/// dropped) incomplete.
+struct Recorder {
+    state: AppState,
+    id: Ulid,
+    recorded: bool,
+}
+
+impl Recorder {
+    fn record(&mut self, outcome: streamed::Outcome) {
+        self.recorded = true;
+        self.state.streamed.set(self.id, outcome);
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(streamed::Outcome::Incomplete(
+                "the transfer stopped before the last byte (the client went away?)".into(),
+            ));
+        }
+    }
+}
+
+/// The body of `GET /v1/export`: pages produced on the blocking pool
+/// through a bounded channel (backpressure), and after the last one the
+/// signed manifest. The manifest is stored before the body ends, so a
+/// client that read the whole body finds it at once.
+fn signed_stream(state: &AppState, id: Ulid, spec: ExportSpec, facts: ExportFacts) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(CHANNEL_CHUNKS);
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let snap = engine.snapshot();
+        let sent = run_export(&snap, &spec, |chunk| {
+            tx.blocking_send(Piece::Chunk(Bytes::from(chunk))).is_ok()
+        });
+        let last = match sent {
+            Ok(summary) if summary.complete => Piece::Done(summary),
+            // The body was dropped: nobody is listening.
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "export failed after the response started");
+                Piece::Failed(e.to_string())
+            }
+        };
+        let _ = tx.blocking_send(last);
+    });
+    let outcome = Recorder {
+        state: state.clone(),
+        id,
+        recorded: false,
+    };
+    let stream = futures_util::stream::unfold(
+        (rx, outcome, facts),
+        |(mut rx, mut outcome, facts)| async move {
+            loop {
+                match rx.recv().await? {
+                    Piece::Chunk(bytes) => return Some((Ok(bytes), (rx, outcome, facts))),
+                    Piece::Failed(why) => {
+                        outcome.record(streamed::Outcome::Incomplete(format!(
+                            "the export failed: {why}"
+                        )));
+                        let err = std::io::Error::other(why);
+                        return Some((Err(err), (rx, outcome, facts)));
+                    }
+                    Piece::Done(summary) => {
+                        let facts = ExportFacts {
+                            count: summary.rows,
+                            bytes: summary.bytes,
+                            content_sha256: summary.content_sha256,
+                            complete: summary.complete,
+                            position: summary.position,
+                            ..facts.clone()
+                        };
+                        let engine = outcome.state.engine.clone();
+                        let signed = tokio::task::spawn_blocking(move || {
+                            engine.sign_export_manifest(&facts)
+                        })
+                        .await;
+                        outcome.record(match signed {
+                            Ok(Ok(Some(m))) => streamed::Outcome::Signed(m),
+                            Ok(Ok(None)) => {
+                                streamed::Outcome::Incomplete("this server signs no manifests".into())
+                            }
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "could not sign a streamed export's manifest");
+                                streamed::Outcome::Incomplete(format!("signing its manifest failed: {e}"))
+                            }
+                            Err(e) => streamed::Outcome::Incomplete(format!(
+                                "signing its manifest failed: {e}"
+                            )),
+                        });
+                    }
+                }
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
+/// `GET /v1/export/manifests/{id}`: the signed manifest of a streamed
+/// export whose last byte was sent (docs/INTEGRITY.md §6).
+pub async fn stream_manifest(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Read)?;
+    let ulid = Ulid::from_string(&id).map_err(|_| {
+        ApiError::bad_request("bad_id", format!("{id:?} is not an export id (a ULID)"))
+    })?;
+    match state.streamed.get(ulid) {
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no streamed export {ulid}: unknown, or forgotten (the server keeps the last {} \
+                 for {} hours, in memory)",
+                streamed::KEEP_LAST,
+                streamed::KEEP_FOR.as_secs() / 3600
+            ),
+        )),
+        Some(streamed::Outcome::Streaming) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "export_not_ready",
+            format!("export {ulid} is still streaming; its manifest is signed after the last byte"),
+        )),
+        Some(streamed::Outcome::Incomplete(why)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "export_incomplete",
+            format!("export {ulid} did not complete, so it has no manifest: {why}"),
+        )),
+        Some(streamed::Outcome::Signed(m)) => Ok(axum::Json(m.to_json()).into_response()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,8 @@ pub struct AppState {
     pub retention: Arc<Retention>,
     /// Tails' end-of-store watch and stop signal, and the export jobs.
     pub live: Arc<crate::live::Live>,
+    /// Recent streamed exports and their signed manifests.
+    pub streamed: Arc<crate::export::streamed::StreamedExports>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::new()),
             retention: Arc::new(retention),
             live,
+            streamed: Arc::default(),
         })
     }
 }
@@ -77,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             get(settings::get_retention).put(settings::put_retention),
         )
         .route("/v1/export", get(export::export))
+        .route("/v1/export/manifests/{id}", get(export::stream_manifest))
         .route("/v1/exports", get(export::list).post(export::submit))
         .route("/v1/exports/{id}", get(export::get_one))
         .route("/v1/exports/{id}/download", get(export::download))
