@@ -903,7 +903,8 @@ fn a_streamed_export_has_a_signed_manifest_of_the_bytes_sent() {
         let covered = Checkpoint::from_json(&m["checkpoint"]).unwrap();
         assert!(covered.verify(&public));
         assert!(covered.position >= m["position"].as_u64().unwrap());
-        assert_eq!(m["position"], 2500);
+        // The ingested events and the audit events of the exports so far.
+        assert!(m["position"].as_u64().unwrap() > 2500);
         let forged = SignedManifest {
             manifest: text.replace(&format!("\"count\":{rows}"), "\"count\":1"),
             ..manifest.clone()

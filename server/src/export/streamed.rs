@@ -74,12 +74,11 @@ impl StreamedExports {
         let cutoff = SystemTime::now()
             .checked_sub(self.keep_for)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        while let Some(entry) = map.first_entry() {
-            if map.len() > self.keep_last || entry.key().datetime() < cutoff {
-                entry.remove();
-            } else {
+        while let Some(first) = map.keys().next().copied() {
+            if map.len() <= self.keep_last && first.datetime() >= cutoff {
                 break;
             }
+            map.remove(&first);
         }
     }
 }
