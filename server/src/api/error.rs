@@ -35,6 +35,20 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// A request body that could not be read: 413 past the body limit,
+    /// else 400. One mapping for every handler that takes a body.
+    pub fn body_rejected(e: axum::extract::rejection::BytesRejection, limit: usize) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body is over the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    }
+
     pub fn with_detail(mut self, detail: Value) -> Self {
         self.detail = Some(detail);
         self

@@ -60,20 +60,7 @@ pub async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Ingest)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "request body is over the limit of {} bytes",
-                    state.cfg.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request("bad_body", e.body_text())
-        }
-    })?;
+    let body = body.map_err(|e| ApiError::body_rejected(e, state.cfg.max_body_bytes))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         // Absent means JSON; present but unreadable means nothing we take.

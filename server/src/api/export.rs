@@ -347,7 +347,7 @@ pub async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Read)?;
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let body = body.map_err(|e| ApiError::body_rejected(e, state.cfg.max_body_bytes))?;
     let req: NewJobBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("bad_json", format!("body is not an export request: {e}"))
     })?;

@@ -46,7 +46,7 @@ pub async fn put_retention(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let body = body.map_err(|e| ApiError::bad_request("bad_body", e.body_text()))?;
+    let body = body.map_err(|e| ApiError::body_rejected(e, state.cfg.max_body_bytes))?;
     // An object only: serde would also take `[30]` for the struct.
     let days = serde_json::from_slice::<serde_json::Map<String, Value>>(&body)
         .and_then(|obj| RetentionBody::deserialize(Value::Object(obj)))
