@@ -20,7 +20,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::cache::Caches;
 use crate::datadir::DataDir;
 use crate::error::{Error, Result};
-use crate::event::{prepare_event, EventLimits, PreparedEvent, StoredEvent};
+use crate::event::{prepare_event, EventLimits, IndexKeys, PreparedEvent, StoredEvent};
+use crate::index::BatchKeys;
 use crate::integrity::chain::{leaf_hash, ChainHead, Digest32, CHAIN_NONE, CHAIN_SHA256};
 use crate::integrity::checkpoint::{Checkpoint, CheckpointReason};
 use crate::integrity::key::PublicKey;
@@ -32,9 +33,10 @@ use crate::io::{FileSystem, StdFs};
 use crate::segment::block::{encode_blocks, EncodedBlock};
 use crate::segment::dict::{DictStore, Dictionary};
 use crate::segment::format::SegmentHeader;
-use crate::segment::head::{new_header, HeadWriter};
+use crate::segment::head::{new_header, BatchToWrite, HeadWriter};
 use crate::segment::recover::recover_head;
 use crate::segment::sealed::{OpenFailure, SealedSegment};
+use crate::segment::sealer::{self, SealContext, SealOutcome, SealSlot};
 use crate::segment::SegmentView;
 use crate::types::{EventId, SegmentId, Timestamp};
 
@@ -260,6 +262,9 @@ impl Snapshot {
 
 struct State {
     sealed: Arc<Vec<Arc<SealedSegment>>>,
+    /// Heads that a newer head replaced and that are being sealed (at most
+    /// one, unless a sealing thread died); read as heads until published.
+    sealing: Vec<Arc<crate::segment::head::HeadSegment>>,
     head: Option<Arc<crate::segment::head::HeadSegment>>,
 }
 
@@ -273,6 +278,18 @@ struct Writer {
     /// Where the hash chain stands after the last sealed segment (the head,
     /// while there is one, carries it further in its own state).
     chain: ChainHead,
+    /// The seal under way or left failed, if any.
+    sealing: Option<Sealing>,
+    /// Whether that seal also trains a dictionary.
+    training: bool,
+}
+
+/// A head being sealed off the commit path (`segment::sealer`).
+enum Sealing {
+    /// On its own thread; its outcome lands in the slot.
+    Running(Arc<SealSlot>),
+    /// A seal that failed; tried again before the next one starts.
+    Failed(HeadWriter),
 }
 
 struct Queue {
@@ -289,6 +306,8 @@ struct PreparedBatch {
     /// Leaf hash of each event, computed by the appender (empty without a
     /// chain); the leader only folds them into the chain.
     leaves: Vec<Digest32>,
+    /// Index keys grouped by value, so the leader looks each up once.
+    keys: BatchKeys,
     /// Dictionary the blocks were compressed with (0: none).
     dict_id: u32,
 }
@@ -307,6 +326,10 @@ struct Inner {
     /// The signing key and checkpoint log, when a key is configured.
     notary: Option<Notary>,
     compactor: Arc<Compactor>,
+    /// Sealing threads, joined before the store is released.
+    sealer_threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    /// Handed to sealing threads, so that they publish their work.
+    this: Weak<Inner>,
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -366,11 +389,18 @@ pub struct Engine {
 /// by the time the last handle is gone.
 struct Handle {
     compactor: Arc<Compactor>,
+    sealer_threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         self.compactor.stop();
+        // A seal under way finishes (and publishes) first: the next
+        // process to open the store must find its footer whole.
+        let threads = std::mem::take(&mut *self.sealer_threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
     }
 }
 
@@ -456,18 +486,27 @@ impl Engine {
         // The head is the newest file that is really one of this store's
         // segments: a stray copy or a foreign file with a larger id must
         // not make the real head look like an unsealed older segment.
-        let last = ids
+        let own_header = |name: &str| {
+            let path = data.segments.join(name);
+            let bytes = fs.read_all(&path).ok()?;
+            SegmentHeader::decode((*bytes).as_ref()).ok().filter(|h| {
+                crate::segment::recover::check_identity(&path, h, &data.store_id).is_ok()
+            })
+        };
+        let newest = ids
             .iter()
             .rev()
-            .find(|(_, name)| {
-                let path = data.segments.join(name);
-                fs.read_all(&path).is_ok_and(|bytes| {
-                    SegmentHeader::decode((*bytes).as_ref()).is_ok_and(|h| {
-                        crate::segment::recover::check_identity(&path, &h, &data.store_id).is_ok()
-                    })
-                })
-            })
-            .map(|(id, _)| *id);
+            .find_map(|(id, name)| own_header(name).map(|h| (*id, h)));
+        let last = newest.as_ref().map(|(id, _)| *id);
+        // The segment before the head may be one whose seal a crash cut
+        // short (heads are sealed in the background, after the next head
+        // has started): it is sealed again below if it holds every event
+        // up to where the head's chain starts.
+        let before_last = last.and_then(|l| ids.iter().rev().map(|(id, _)| *id).find(|id| *id < l));
+        let head_starts = newest.as_ref().map(|(_, h)| ChainHead {
+            position: h.chain_position,
+            value: h.chain_prev,
+        });
         for (id, name) in ids {
             let path = data.segments.join(&name);
             if fs.file_len(&path).map_err(|e| Error::io(&path, e))? == 0 {
@@ -526,6 +565,13 @@ impl Engine {
                         }
                     }
                 }
+                Err(OpenFailure::NotSealed)
+                    if Some(id) == before_last
+                        && head_starts.is_some_and(|starts| {
+                            reseal_interrupted(fs.clone(), &path, &data, &dicts, &caches, starts)
+                                .map(|seg| sealed.push(Arc::new(seg)))
+                                .is_some()
+                        }) => {}
                 Err(OpenFailure::NotSealed) => {
                     // Where its footer should be: cut short, or never sealed.
                     let end = fs.file_len(&path).unwrap_or_default();
@@ -589,6 +635,7 @@ impl Engine {
         }
         let state = State {
             sealed: Arc::new(sealed),
+            sealing: Vec::new(),
             head: head.as_ref().map(|w: &HeadWriter| w.head.clone()),
         };
         // New heads use the newest dictionary; a head being continued keeps
@@ -597,7 +644,7 @@ impl Engine {
             Some(h) => h.head.dict.clone(),
             None => dicts.newest().cloned(),
         };
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|this| Inner {
             fs,
             cfg,
             dir: data,
@@ -609,6 +656,8 @@ impl Engine {
                 dicts,
                 seals_since_training: 0,
                 chain,
+                sealing: None,
+                training: false,
             }),
             current_dict: RwLock::new(current),
             caches,
@@ -621,6 +670,8 @@ impl Engine {
             queue_cv: Condvar::new(),
             notary,
             compactor: Arc::new(Compactor::default()),
+            sealer_threads: Arc::new(Mutex::new(Vec::new())),
+            this: this.clone(),
             _lock: lock,
         });
         if inner.cfg.compact_level > 0 {
@@ -635,6 +686,7 @@ impl Engine {
         }
         let handle = Arc::new(Handle {
             compactor: inner.compactor.clone(),
+            sealer_threads: inner.sealer_threads.clone(),
         });
         Ok((
             Engine {
@@ -726,10 +778,15 @@ impl Engine {
         } else {
             Vec::new()
         };
+        let keys = {
+            let keys: Vec<&IndexKeys> = events.iter().map(|e| &e.keys).collect();
+            BatchKeys::group(&keys)
+        };
         Ok(PreparedBatch {
             events,
             blocks,
             leaves,
+            keys,
             dict_id: dict.map_or(0, |d| d.id),
         })
     }
@@ -864,8 +921,12 @@ impl Engine {
                 let st = head.head.state();
                 (st.event_count(), st.raw_bytes)
             };
-            let bootstrapping =
-                cfg.dictionary && head.head.dict.is_none() && w.dicts.newest().is_none();
+            // A store's first head is sealed early so that a dictionary
+            // can be trained from it. A head started while that training
+            // runs is sealed as soon as the dictionary exists.
+            let no_dict = cfg.dictionary && head.head.dict.is_none();
+            let bootstrapping = no_dict && w.dicts.newest().is_none() && !w.training;
+            let dict_arrived = no_dict && w.dicts.newest().is_some();
             let cap = if bootstrapping {
                 cfg.max_segment_events.min(cfg.dict_bootstrap_events.max(1))
             } else {
@@ -873,8 +934,8 @@ impl Engine {
             };
             let full = count.saturating_add(events) > cap || raw >= cfg.max_segment_raw_bytes;
             let newer_window = window > head.head.header.window_start;
-            if count > 0 && (full || newer_window) {
-                self.seal_head(w)?;
+            if count > 0 && (full || newer_window || dict_arrived) {
+                self.inner.start_seal(w)?;
             }
         }
         if w.head.is_none() {
@@ -942,9 +1003,12 @@ impl Engine {
             .as_mut()
             .ok_or_else(|| Error::Config("no head segment".into()))?;
         head.write_batches(
-            group
-                .iter()
-                .map(|(_, b)| (&b.events[..], &b.blocks[..], &b.leaves[..])),
+            group.iter().map(|(_, b)| BatchToWrite {
+                events: &b.events,
+                blocks: &b.blocks,
+                leaves: &b.leaves,
+                keys: &b.keys,
+            }),
             sync,
         )?;
         if sync {
@@ -953,109 +1017,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Seals the head (if it holds events) and publishes it as sealed.
+    /// Seals the head (if it holds events) and waits until it is
+    /// published as sealed, with any seal already under way.
     fn seal_head(&self, w: &mut Writer) -> Result<()> {
-        let inner = &self.inner;
-        let Some(head) = w.head.as_mut() else {
-            return Ok(());
-        };
-        if head.event_count() == 0 {
-            return Ok(());
-        }
-        let started = Instant::now();
-        head.seal(Timestamp::now())?;
-        let path = head.head.path.clone();
-        // Read back what was just written, as any reader would, before
-        // trusting it; if that fails the footer is cut off again and the
-        // head goes on unsealed.
-        let sealed = match SealedSegment::open(
-            inner.fs.as_ref(),
-            path.clone(),
-            &inner.dir.store_id,
-            inner.caches.clone(),
-        ) {
-            Ok(s) => s,
-            Err(failure) => {
-                head.unseal()?;
-                return Err(match failure {
-                    OpenFailure::NotSealed => {
-                        Error::corrupt(&path, 0, "sealed segment has no footer")
-                    }
-                    OpenFailure::Damaged(e) => e,
-                });
-            }
-        };
-        let _ = inner.fs.sync_dir(&inner.dir.segments);
-        let sealed = Arc::new(sealed);
-        {
-            let mut state = inner.state.write();
-            let mut list = (*state.sealed).clone();
-            list.push(sealed.clone());
-            state.sealed = Arc::new(list);
-            state.head = None;
-        }
-        w.head = None;
-        w.chain = ChainHead {
-            position: sealed.header.chain_position + u64::from(sealed.event_count()),
-            value: sealed.facts.chain_last,
-        };
-        // The seal is durable and published; a failed checkpoint costs
-        // evidence, not data, so it is logged rather than failing the seal.
-        if let Err(e) = self.checkpoint_locked(w, CheckpointReason::Seal) {
-            tracing::error!(error = %e, "could not write the seal checkpoint");
-        }
-        tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = started.elapsed().as_millis() as u64, "sealed segment");
-        if inner.cfg.compact_level > 0 {
-            inner.compactor.push(sealed.id);
-        }
-        w.seals_since_training += 1;
-        let due =
-            w.dicts.newest().is_none() || w.seals_since_training >= inner.cfg.dict_retrain_segments;
-        if inner.cfg.dictionary && due {
-            self.train_dictionary(w, &sealed);
-        }
-        Ok(())
-    }
-
-    /// Trains a dictionary on a sample of `seg`'s events and makes it the
-    /// one new heads use. Failure only costs compression, never data: it is
-    /// logged and the store goes on with the dictionary it had.
-    fn train_dictionary(&self, w: &mut Writer, seg: &SealedSegment) {
-        const SAMPLE_BYTES: usize = 8 << 20;
-        let started = Instant::now();
-        let blocks = seg.blocks();
-        let step = (seg.facts.raw_bytes as usize / SAMPLE_BYTES).max(1);
-        let mut samples: Vec<Vec<u8>> = Vec::new();
-        for meta in blocks.iter().step_by(step) {
-            match seg.read_block(meta) {
-                Ok(block) => samples.extend(
-                    meta.ordinals()
-                        .filter_map(|o| block.json(o).map(<[u8]>::to_vec)),
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "dictionary training skipped a block");
-                }
-            }
-        }
-        let Some(dict) = Dictionary::train(&samples) else {
-            tracing::info!(
-                samples = samples.len(),
-                "too little data to train a dictionary yet"
-            );
-            return;
-        };
-        match w.dicts.add(self.inner.fs.as_ref(), dict.clone()) {
-            Ok(()) => {
-                w.seals_since_training = 0;
-                tracing::info!(
-                    id = dict.id,
-                    samples = samples.len(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "trained compression dictionary"
-                );
-            }
-            Err(e) => tracing::warn!(error = %e, "could not store a new dictionary"),
-        }
+        self.inner.start_seal(w)?;
+        self.inner.finish_seal(w, true)
     }
 
     /// Seals the head segment now (used by tests, shutdown and retention).
@@ -1086,7 +1052,7 @@ impl Engine {
                 seg: s.clone(),
             })
             .collect();
-        if let Some(head) = &state.head {
+        for head in state.sealing.iter().chain(&state.head) {
             let st = head.state();
             if st.event_count() > 0 {
                 segments.push(SegmentView::Head {
@@ -1097,6 +1063,11 @@ impl Engine {
                     max_ts: st.max_ts,
                 });
             }
+        }
+        // Readers rely on ascending ids. A head being sealed comes after
+        // every sealed segment, except one whose sealing thread died.
+        if !state.sealing.is_empty() {
+            segments.sort_by_key(SegmentView::id);
         }
         Snapshot { segments }
     }
@@ -1111,6 +1082,11 @@ impl Engine {
     pub fn drop_before(&self, cutoff: Timestamp) -> Result<DropReport> {
         let inner = &self.inner;
         let mut w = inner.writer.lock();
+        // A segment still being sealed is judged with the rest; if its
+        // seal fails, retention goes on without it.
+        if let Err(e) = inner.finish_seal(&mut w, true) {
+            tracing::error!(error = %e, "retention: a segment could not be sealed; it is kept");
+        }
         let head_expired = w.head.as_ref().is_some_and(|h| {
             let st = h.head.state();
             st.event_count() > 0 && st.max_ts < cutoff
@@ -1240,6 +1216,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until a seal under way in the background is published, and
+    /// tries a failed one again (for tests and tools that need the files
+    /// settled; appends never wait for this).
+    pub fn wait_sealed(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.inner.finish_seal(&mut w, true)
+    }
+
     /// Waits until every sealed segment queued for compaction is done (for
     /// benchmarks and tests; compaction otherwise runs on its own).
     pub fn wait_compacted(&self) {
@@ -1290,20 +1274,6 @@ impl Engine {
             current_chain(&w)
         };
         notary.checkpoint(self.inner.fs.as_ref(), head, reason)
-    }
-
-    fn checkpoint_locked(
-        &self,
-        w: &mut Writer,
-        reason: CheckpointReason,
-    ) -> Result<Option<Checkpoint>> {
-        let Some(notary) = &self.inner.notary else {
-            return Ok(None);
-        };
-        if let Some(head) = w.head.as_mut() {
-            head.sync_published()?;
-        }
-        notary.checkpoint(self.inner.fs.as_ref(), current_chain(w), reason)
     }
 
     /// The latest checkpoint at or past `position` events, writing one now
@@ -1390,11 +1360,214 @@ impl Engine {
     }
 }
 
+impl Inner {
+    fn seal_context(&self) -> SealContext {
+        SealContext {
+            fs: self.fs.clone(),
+            store_id: self.dir.store_id,
+            caches: self.caches.clone(),
+        }
+    }
+
+    /// Hands the head (if it holds events) to a sealing thread; the next
+    /// commit starts a new head. One seal at a time: one already under way
+    /// is waited for first, and one that failed is tried again first (its
+    /// error, if it fails again, is this call's).
+    fn start_seal(&self, w: &mut Writer) -> Result<()> {
+        self.finish_seal(w, true)?;
+        let Some(mut head) = w.head.take() else {
+            return Ok(());
+        };
+        if head.event_count() == 0 {
+            w.head = Some(head);
+            return Ok(());
+        }
+        // Under the interval and no-sync policies, what the head holds is
+        // made durable before a newer head exists: recovery counts on an
+        // older unsealed segment being whole (`open`).
+        if let Err(e) = head.sync_published() {
+            w.head = Some(head);
+            return Err(e);
+        }
+        w.chain = head.head.state().chain;
+        {
+            let mut state = self.state.write();
+            state.sealing.push(head.head.clone());
+            state.head = None;
+        }
+        w.seals_since_training += 1;
+        let train = self.cfg.dictionary
+            && (w.dicts.newest().is_none()
+                || w.seals_since_training >= self.cfg.dict_retrain_segments);
+        w.training = train;
+        let this = self.this.clone();
+        let (slot, thread) = sealer::spawn(self.seal_context(), head, train, move || {
+            // Publishes at once, so that a store that goes quiet right
+            // after a seal still gets its segment compacted and its
+            // checkpoint written.
+            if let Some(inner) = this.upgrade() {
+                let mut w = inner.writer.lock();
+                if let Err(e) = inner.finish_seal(&mut w, false) {
+                    tracing::error!(error = %e, "sealing failed; it is tried again before the next seal");
+                }
+            }
+        });
+        w.sealing = Some(Sealing::Running(slot));
+        if let Some(t) = thread {
+            // Finished threads are forgotten; one still running (it may be
+            // waiting for the writer lock held here) is joined only when
+            // the engine is dropped, never under this lock.
+            let mut threads = self.sealer_threads.lock();
+            threads.retain(|t| !t.is_finished());
+            threads.push(t);
+        }
+        Ok(())
+    }
+
+    /// Publishes a seal that is done; with `wait`, waits for one under way
+    /// and tries a failed one again. Without `wait` it never blocks.
+    fn finish_seal(&self, w: &mut Writer, wait: bool) -> Result<()> {
+        let outcome = match w.sealing.take() {
+            None => return Ok(()),
+            Some(Sealing::Running(slot)) => {
+                let done = if wait { slot.wait() } else { slot.take() };
+                match done {
+                    Some(o) => o,
+                    None if wait => {
+                        // The sealing thread died without an outcome: the
+                        // head stays readable (in `sealing`) and is sealed
+                        // by recovery at the next open.
+                        w.training = false;
+                        return Err(Error::Internal(
+                            "the sealing thread stopped without finishing".into(),
+                        ));
+                    }
+                    None => {
+                        w.sealing = Some(Sealing::Running(slot));
+                        return Ok(());
+                    }
+                }
+            }
+            Some(Sealing::Failed(writer)) => {
+                if !wait {
+                    w.sealing = Some(Sealing::Failed(writer));
+                    return Ok(());
+                }
+                sealer::seal_here(&self.seal_context(), writer, false)
+            }
+        };
+        w.training = false;
+        let SealOutcome {
+            id,
+            writer,
+            result,
+            dict,
+            elapsed,
+        } = outcome;
+        match result {
+            Ok(sealed) => {
+                drop(writer);
+                self.publish_sealed(w, Arc::new(sealed), dict, elapsed);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(segment = %id, error = %e, "could not seal segment");
+                w.sealing = Some(Sealing::Failed(writer));
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes a sealed segment the one readers use in place of its head.
+    fn publish_sealed(
+        &self,
+        w: &mut Writer,
+        sealed: Arc<SealedSegment>,
+        dict: Option<Dictionary>,
+        elapsed: Duration,
+    ) {
+        {
+            let mut state = self.state.write();
+            let mut list = (*state.sealed).clone();
+            let at = list.partition_point(|s| s.id < sealed.id);
+            list.insert(at, sealed.clone());
+            state.sealed = Arc::new(list);
+            state.sealing.retain(|h| h.id != sealed.id);
+        }
+        // A checkpoint at the segment's end (newer heads may hold more by
+        // now; what they hold is covered by later checkpoints). The seal is
+        // durable and published; a failed checkpoint costs evidence, not
+        // data, so it is logged rather than failing the seal.
+        if let Some(notary) = &self.notary {
+            let end = ChainHead {
+                position: sealed.header.chain_position + u64::from(sealed.event_count()),
+                value: sealed.facts.chain_last,
+            };
+            if let Err(e) = notary.checkpoint(self.fs.as_ref(), end, CheckpointReason::Seal) {
+                tracing::error!(error = %e, "could not write the seal checkpoint");
+            }
+        }
+        tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = elapsed.as_millis() as u64, "sealed segment");
+        if self.cfg.compact_level > 0 {
+            self.compactor.push(sealed.id);
+        }
+        if let Some(dict) = dict {
+            match w.dicts.add(self.fs.as_ref(), dict) {
+                Ok(()) => w.seals_since_training = 0,
+                Err(e) => tracing::warn!(error = %e, "could not store a new dictionary"),
+            }
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.compactor.stop();
         if let Some(head) = self.writer.get_mut().head.as_mut() {
             let _ = head.sync_published();
+        }
+    }
+}
+
+/// Seals again a segment whose seal a crash interrupted, if it is whole:
+/// recovered, it must end exactly where the next segment's chain starts
+/// (a segment that lost events is left to be set aside as damaged).
+fn reseal_interrupted(
+    fs: Arc<dyn FileSystem>,
+    path: &Path,
+    data: &DataDir,
+    dicts: &DictStore,
+    caches: &Arc<Caches>,
+    next_starts: ChainHead,
+) -> Option<SealedSegment> {
+    let (mut writer, rec) = recover_head(
+        fs.as_ref(),
+        path.to_path_buf(),
+        &data.store_id,
+        &data.quarantine,
+        dicts,
+        caches.clone(),
+    )
+    .ok()?;
+    let ends = writer.head.state().chain;
+    let whole = ends.position == next_starts.position
+        && (writer.head.header.chain_algo == CHAIN_NONE || ends.value == next_starts.value);
+    if !whole || rec.damaged {
+        return None;
+    }
+    let ctx = SealContext {
+        fs,
+        store_id: data.store_id,
+        caches: caches.clone(),
+    };
+    match sealer::seal_and_open(&ctx, &mut writer) {
+        Ok(seg) => {
+            tracing::warn!(file = %path.display(), events = rec.events, "sealed a segment whose seal was interrupted");
+            Some(seg)
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "could not seal a segment whose seal was interrupted");
+            None
         }
     }
 }
@@ -1484,13 +1657,19 @@ fn spawn_compactor(inner: Weak<Inner>, c: Arc<Compactor>) -> Option<std::thread:
 }
 
 /// Compaction competes with ingest for the cores: it only gets what
-/// appenders leave idle.
+/// appenders leave idle. `SCHED_IDLE` says so to the scheduler more firmly
+/// than nice 19 does (an appender waking from `fdatasync` preempts it at
+/// once); nice 19 is the fallback where the policy is refused.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread, no memory involved.
+    // SAFETY: plain system calls on the calling thread; `param` lives
+    // across the call and is only read by it.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        }
     }
 }
 

@@ -176,6 +176,12 @@ fn power_loss_keeps_every_synced_event() {
             }
         }
         // An append in flight: written, not yet synced, when power goes.
+        // It must not start a new head: the older one's seal (on another
+        // thread) could take the failing sync instead of it.
+        if engine.stats().head_events + 5 > small_config().max_segment_events {
+            engine.seal().unwrap();
+        }
+        engine.wait_sealed().unwrap();
         fs.arm(Fault::FailSyncs(1));
         let inflight: Vec<String> = (0..5).map(|i| event_json(5000 + i)).collect();
         assert!(engine.append_json(&inflight).is_err());
@@ -319,4 +325,78 @@ fn segment_from_another_store_is_refused() {
             .any(|(_, why)| why.contains("another data directory")),
         "{report:?}"
     );
+}
+
+/// Heads are sealed in the background once a newer head has started. A
+/// seal that fails (here: its sync) leaves the older segment without a
+/// footer behind a live head; nothing acknowledged may be lost, whether the
+/// power then goes (the next open seals it again) or the store goes on (the
+/// next seal tries it again first).
+#[test]
+fn a_failed_background_seal_loses_nothing_and_is_finished_later() {
+    let fs = SimFs::new();
+    let engine = open_sim(&fs, small_config());
+    let first: Vec<String> = (0..10).map(event_json).collect();
+    let mut acked: Vec<_> = engine.append_json(&first).unwrap();
+    fs.arm(Fault::FailSyncs(1));
+    assert!(engine.seal().is_err(), "the seal's sync failed");
+    let second: Vec<String> = (10..20).map(event_json).collect();
+    acked.extend(engine.append_json(&second).unwrap());
+    let files = segment_files(&fs);
+    assert_eq!(
+        files.len(),
+        2,
+        "the unsealed older segment and the new head"
+    );
+    assert_eq!(all_events(&engine).len(), 20, "both are served meanwhile");
+
+    // Power goes now: the older segment is sealed again on open.
+    let (reopened, report) = open_sim_report(&fs.crash(|_, _| 0), small_config());
+    assert!(report.quarantined.is_empty(), "{report:?}");
+    assert_eq!(report.sealed_segments, 1, "{report:?}");
+    for o in &acked {
+        assert!(reopened.get(o.id).unwrap().is_some(), "lost {}", o.id);
+    }
+    assert_eq!(all_events(&reopened).len(), 20);
+    assert!(reopened.verify().is_empty());
+    drop(reopened);
+
+    // Or the store goes on: the next seal finishes the failed one first.
+    engine.seal().unwrap();
+    assert_eq!(all_events(&engine).len(), 20);
+    drop(engine);
+    let (reopened, report) = open_sim_report(&fs.crash(|_, _| 0), small_config());
+    assert_eq!(report.sealed_segments, 2, "{report:?}");
+    assert_eq!(report.head_events, 0);
+    assert_eq!(all_events(&reopened).len(), 20);
+    assert!(reopened.verify().is_empty());
+}
+
+/// An older segment without a footer that is missing events at its end
+/// (it does not reach where the next segment's chain starts) is damage,
+/// not an interrupted seal: it is set aside, never sealed as if whole.
+#[test]
+fn an_unsealed_older_segment_that_lost_events_is_set_aside() {
+    let fs = SimFs::new();
+    let engine = open_sim(&fs, small_config());
+    engine
+        .append_json(&(0..10).map(event_json).collect::<Vec<_>>())
+        .unwrap();
+    fs.arm(Fault::FailSyncs(1));
+    assert!(engine.seal().is_err());
+    engine
+        .append_json(&(10..20).map(event_json).collect::<Vec<_>>())
+        .unwrap();
+    drop(engine);
+    let copy = fs.crash(|_, _| 0);
+    let older = segment_files(&copy)[0].clone();
+    let mut bytes = copy.file(&older).unwrap();
+    // Cut the last block off: whole blocks remain, but events are gone.
+    let cut = bytes.len() - 200;
+    bytes.truncate(cut);
+    copy.put_file(&older, bytes);
+    let (reopened, report) = open_sim_report(&copy, small_config());
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.sealed_segments, 0, "{report:?}");
+    assert_eq!(all_events(&reopened).len(), 10, "the head's events stay");
 }

@@ -73,7 +73,126 @@ impl IndexedField {
 /// Indexes of the head segment, updated on every commit.
 #[derive(Debug, Default)]
 pub struct MemIndex {
-    maps: [FxHashMap<Box<str>, RoaringBitmap>; 4],
+    maps: [FxHashMap<Box<str>, MemPosting>; 4],
+}
+
+/// The events of the head holding one value. Most actor ids of a segment
+/// are held by one event, and a bitmap per such value would cost three
+/// allocations and about a hundred bytes where an ordinal costs four.
+#[derive(Debug)]
+enum MemPosting {
+    One(u32),
+    Many(RoaringBitmap),
+}
+
+impl MemPosting {
+    fn from_sorted(mut ordinals: impl Iterator<Item = u32>) -> Option<MemPosting> {
+        let first = ordinals.next()?;
+        let mut posting = MemPosting::One(first);
+        for o in ordinals {
+            posting.push(o);
+        }
+        Some(posting)
+    }
+
+    /// Adds `ordinal`, which is above every ordinal already held.
+    fn push(&mut self, ordinal: u32) {
+        match self {
+            MemPosting::One(first) => {
+                let mut bm = RoaringBitmap::new();
+                bm.push(*first);
+                bm.push(ordinal);
+                *self = MemPosting::Many(bm);
+            }
+            MemPosting::Many(bm) => {
+                bm.push(ordinal);
+            }
+        }
+    }
+
+    fn held(&self) -> Held<'_> {
+        match self {
+            MemPosting::One(o) => Held::One(*o),
+            MemPosting::Many(bm) => Held::Many(bm),
+        }
+    }
+}
+
+/// The events holding one value, borrowed: one ordinal, or a bitmap.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'b> {
+    One(u32),
+    Many(&'b RoaringBitmap),
+}
+
+impl Held<'_> {
+    /// How many of `m` hold the value.
+    pub fn count_in(self, m: &RoaringBitmap) -> u64 {
+        match self {
+            Held::One(o) => u64::from(m.contains(o)),
+            Held::Many(b) => m.intersection_len(b),
+        }
+    }
+
+    /// The part of `m` holding the value.
+    pub fn part_of(self, m: &RoaringBitmap) -> RoaringBitmap {
+        match self {
+            Held::One(o) if m.contains(o) => RoaringBitmap::from_iter([o]),
+            Held::One(_) => RoaringBitmap::new(),
+            Held::Many(b) => m & b,
+        }
+    }
+
+    pub fn to_bitmap(self) -> RoaringBitmap {
+        match self {
+            Held::One(o) => RoaringBitmap::from_iter([o]),
+            Held::Many(bm) => bm.clone(),
+        }
+    }
+}
+
+/// One batch's index keys grouped by value. The appender builds it before
+/// the commit lock, so that the commit, which readers of the head wait
+/// for, looks each distinct value up once instead of once per event.
+#[derive(Debug, Default, Clone)]
+pub struct BatchKeys {
+    /// Per field: positions in the batch, sorted by (value, position).
+    order: [Vec<u32>; 4],
+    /// Per field: where each run of one value ends in `order`.
+    run_ends: [Vec<u32>; 4],
+}
+
+impl BatchKeys {
+    pub fn group(keys: &[&IndexKeys]) -> BatchKeys {
+        let mut grouped = BatchKeys::default();
+        let mut pairs: Vec<(&str, u32)> = Vec::with_capacity(keys.len());
+        for field in IndexedField::ALL {
+            pairs.clear();
+            pairs.extend(keys.iter().zip(0u32..).map(|(k, i)| (field.key(k), i)));
+            // Positions are distinct, so the pairs are too: an unstable
+            // sort still leaves each run in ascending position.
+            pairs.sort_unstable();
+            let mut ends = Vec::new();
+            for (i, pair) in pairs.windows(2).enumerate() {
+                if let [(a, _), (b, _)] = pair {
+                    if a != b {
+                        ends.push(i as u32 + 1);
+                    }
+                }
+            }
+            if !pairs.is_empty() {
+                ends.push(pairs.len() as u32);
+            }
+            let slot = field.slot();
+            if let (Some(o), Some(e)) =
+                (grouped.order.get_mut(slot), grouped.run_ends.get_mut(slot))
+            {
+                *o = pairs.iter().map(|&(_, i)| i).collect();
+                *e = ends;
+            }
+        }
+        grouped
+    }
 }
 
 impl MemIndex {
@@ -81,30 +200,59 @@ impl MemIndex {
         for (field, map) in IndexedField::ALL.into_iter().zip(self.maps.iter_mut()) {
             let key = field.key(keys);
             match map.get_mut(key) {
-                // Ordinals only grow, so `push` appends at the end cheaply.
-                Some(bitmap) => {
-                    bitmap.push(ordinal);
-                }
+                Some(posting) => posting.push(ordinal),
                 None => {
-                    map.insert(
-                        key.into(),
-                        RoaringBitmap::from_sorted_iter([ordinal]).unwrap_or_default(),
-                    );
+                    map.insert(key.into(), MemPosting::One(ordinal));
                 }
             }
         }
     }
 
-    pub fn get(&self, field: IndexedField, value: &str) -> Option<&RoaringBitmap> {
-        self.maps.get(field.slot())?.get(value)
+    /// Adds a batch whose events get ordinals `base..`, with `grouped`
+    /// built from the same `keys` by [`BatchKeys::group`].
+    pub fn insert_batch(&mut self, base: u32, keys: &[&IndexKeys], grouped: &BatchKeys) {
+        for field in IndexedField::ALL {
+            let slot = field.slot();
+            let (Some(map), Some(order), Some(ends)) = (
+                self.maps.get_mut(slot),
+                grouped.order.get(slot),
+                grouped.run_ends.get(slot),
+            ) else {
+                continue;
+            };
+            let mut start = 0usize;
+            for &end in ends {
+                let run = order.get(start..end as usize).unwrap_or_default();
+                start = end as usize;
+                let Some(first) = run.first().and_then(|&i| keys.get(i as usize)) else {
+                    continue;
+                };
+                let key = field.key(first);
+                // Positions in a run ascend, and the batch's ordinals are
+                // above all stored ones, so each push appends at the end.
+                let ordinals = run.iter().map(|&i| base + i);
+                match map.get_mut(key) {
+                    Some(posting) => ordinals.for_each(|o| posting.push(o)),
+                    None => {
+                        if let Some(posting) = MemPosting::from_sorted(ordinals) {
+                            map.insert(key.into(), posting);
+                        }
+                    }
+                }
+            }
+        }
     }
 
-    /// Every value of `field` with its bitmap.
-    pub fn entries(&self, field: IndexedField) -> impl Iterator<Item = (&str, &RoaringBitmap)> {
+    pub fn get(&self, field: IndexedField, value: &str) -> Option<Held<'_>> {
+        Some(self.maps.get(field.slot())?.get(value)?.held())
+    }
+
+    /// Every value of `field` with the events holding it.
+    pub fn entries(&self, field: IndexedField) -> impl Iterator<Item = (&str, Held<'_>)> {
         self.maps
             .get(field.slot())
             .into_iter()
-            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)))
+            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v.held())))
     }
 
     /// Encodes one field's index as a section (layout in docs/FORMAT.md):
@@ -113,7 +261,7 @@ impl MemIndex {
     /// A value held by one event only (most actor ids in a segment) stores
     /// that event's ordinal in `bm_off`, with `bm_len` 0 and no bitmap.
     pub fn encode(&self, field: IndexedField) -> Vec<u8> {
-        let mut entries: Vec<(&str, &RoaringBitmap)> = self.entries(field).collect();
+        let mut entries: Vec<(&str, Held<'_>)> = self.entries(field).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let keys_len: usize = entries.iter().map(|(k, _)| k.len()).sum();
         let mut dir = Vec::with_capacity(8 + entries.len() * ENTRY_LEN);
@@ -122,20 +270,21 @@ impl MemIndex {
         dir.extend_from_slice(&(entries.len() as u32).to_le_bytes());
         dir.extend_from_slice(&(keys_len as u32).to_le_bytes());
         for (key, bitmap) in entries {
-            let (bm_off, bm_len) = match (bitmap.len(), bitmap.min()) {
-                (1, Some(only)) => (u64::from(only), 0),
-                _ => {
+            let (bm_off, bm_len, card) = match bitmap {
+                Held::One(only) => (u64::from(only), 0, 1),
+                Held::Many(bitmap) => {
                     let start = bitmaps.len() as u64;
                     // Writing into a Vec cannot fail.
                     let _ = bitmap.serialize_into(&mut bitmaps);
-                    (start, (bitmaps.len() as u64 - start) as u32)
+                    let len = (bitmaps.len() as u64 - start) as u32;
+                    (start, len, bitmap.len() as u32)
                 }
             };
             dir.extend_from_slice(&(keys.len() as u32).to_le_bytes());
             dir.extend_from_slice(&(key.len() as u32).to_le_bytes());
             dir.extend_from_slice(&bm_off.to_le_bytes());
             dir.extend_from_slice(&bm_len.to_le_bytes());
-            dir.extend_from_slice(&(bitmap.len() as u32).to_le_bytes());
+            dir.extend_from_slice(&card.to_le_bytes());
             keys.extend_from_slice(key.as_bytes());
         }
         dir.extend_from_slice(&keys);
@@ -298,8 +447,8 @@ mod tests {
             Some(RoaringBitmap::from_iter([1000u32]))
         );
         assert_eq!(
-            a.lookup("u3").unwrap().as_ref(),
-            m.get(IndexedField::ActorId, "u3")
+            a.lookup("u3").unwrap(),
+            m.get(IndexedField::ActorId, "u3").map(Held::to_bitmap)
         );
         let bytes = m.encode(IndexedField::Action);
         let s = StoredIndex::parse(&bytes).unwrap();
@@ -307,13 +456,52 @@ mod tests {
         for a in 0..7 {
             let key = format!("a{a}");
             assert_eq!(
-                s.lookup(&key).unwrap().as_ref(),
-                m.get(IndexedField::Action, &key)
+                s.lookup(&key).unwrap(),
+                m.get(IndexedField::Action, &key).map(Held::to_bitmap)
             );
         }
         assert_eq!(s.lookup("zzz").unwrap(), None);
         let total: u32 = s.cardinalities().unwrap().iter().map(|(_, c)| c).sum();
         assert_eq!(total, 1001);
+    }
+
+    /// Grouping a batch before the commit must index exactly what adding
+    /// its events one by one does, whatever the values and their order.
+    #[test]
+    fn batch_insert_matches_one_by_one() {
+        use proptest::prelude::*;
+        let batch = proptest::collection::vec((0u8..6, 0u8..40), 0..60);
+        proptest!(|(batches in proptest::collection::vec(batch, 1..6))| {
+            let mut one_by_one = MemIndex::default();
+            let mut grouped = MemIndex::default();
+            let mut base = 0u32;
+            for b in &batches {
+                let ks: Vec<IndexKeys> = b
+                    .iter()
+                    .map(|(a, u)| keys(&format!("a{a}"), &format!("u{u}")))
+                    .collect();
+                for (i, k) in ks.iter().enumerate() {
+                    one_by_one.insert(base + i as u32, k);
+                }
+                let refs: Vec<&IndexKeys> = ks.iter().collect();
+                grouped.insert_batch(base, &refs, &BatchKeys::group(&refs));
+                base += ks.len() as u32;
+            }
+            for field in IndexedField::ALL {
+                let mut a: Vec<(String, Vec<u32>)> = one_by_one
+                    .entries(field)
+                    .map(|(k, h)| (k.to_string(), h.to_bitmap().iter().collect()))
+                    .collect();
+                let mut b: Vec<(String, Vec<u32>)> = grouped
+                    .entries(field)
+                    .map(|(k, h)| (k.to_string(), h.to_bitmap().iter().collect()))
+                    .collect();
+                a.sort();
+                b.sort();
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(one_by_one.encode(field), grouped.encode(field));
+            }
+        });
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
-use crate::index::{Holders, IndexedField};
+use crate::index::{Held, Holders, IndexedField};
 use crate::query::ast::{CmpOp, FieldPath, Filter, Literal};
 use crate::query::eval::CompiledFilter;
 use crate::query::exec::Prepared;
@@ -145,32 +145,6 @@ fn seg_path(seg: &SegmentView) -> std::path::PathBuf {
     }
 }
 
-/// The events holding one value: one ordinal, or a bitmap.
-#[derive(Clone, Copy)]
-enum Held<'b> {
-    One(u32),
-    Many(&'b RoaringBitmap),
-}
-
-impl Held<'_> {
-    /// How many of `m` hold the value.
-    fn count_in(self, m: &RoaringBitmap) -> u64 {
-        match self {
-            Held::One(o) => u64::from(m.contains(o)),
-            Held::Many(b) => m.intersection_len(b),
-        }
-    }
-
-    /// The part of `m` holding the value.
-    fn part_of(self, m: &RoaringBitmap) -> RoaringBitmap {
-        match self {
-            Held::One(o) if m.contains(o) => RoaringBitmap::from_iter([o]),
-            Held::One(_) => RoaringBitmap::new(),
-            Held::Many(b) => m & b,
-        }
-    }
-}
-
 /// Calls `f` with each value of `field` in `seg` and the ordinals holding
 /// it. A sealed segment's index section is read in one pass, in place: a
 /// value held by one event (most actor ids) costs no decoding at all, and
@@ -197,8 +171,8 @@ fn for_each_value(
         }
         SegmentView::Head { seg: h, .. } => {
             let st = h.state();
-            for (value, bm) in st.index.entries(field) {
-                f(value, Held::Many(bm));
+            for (value, held) in st.index.entries(field) {
+                f(value, held);
             }
         }
     }

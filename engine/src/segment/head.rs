@@ -7,8 +7,7 @@
 //! publish a commit. This module never decides *when* to seal or sync; the
 //! engine does.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +16,8 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::cache::Caches;
 use crate::error::{Error, Result};
-use crate::event::IndexKeys;
-use crate::index::MemIndex;
+use crate::event::{IndexKeys, PreparedEvent};
+use crate::index::{BatchKeys, MemIndex};
 use crate::integrity::chain::{ChainHead, Digest32, CHAIN_NONE};
 use crate::io::{AppendFile, FileSystem, ReadAt};
 use crate::segment::block::{decode_block, DecodedBlock, EncodedBlock};
@@ -29,23 +28,66 @@ use crate::segment::format::{
 };
 use crate::types::{EventId, SegmentId, Timestamp};
 
-/// ULIDs carry 80 random bits, so their low 64 bits are already a good hash.
+/// The head's event ids, for duplicate checks: a hash table of ordinals
+/// into [`HeadState::ids`], four bytes a slot instead of a map's twenty
+/// (id and ordinal, padded). The hash is keyed per process, so ids a
+/// client chooses cannot be made to collide on purpose.
 #[derive(Default)]
-pub struct IdHasher(u64);
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64).rotate_left(17);
+pub struct IdTable {
+    table: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+}
+
+impl std::fmt::Debug for IdTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTable")
+            .field("len", &self.table.len())
+            .finish()
     }
 }
-pub type IdMap = HashMap<u128, u32, BuildHasherDefault<IdHasher>>;
+
+impl IdTable {
+    fn hash(&self, id: EventId) -> u64 {
+        self.hasher.hash_one(id.as_u128())
+    }
+
+    fn id_at(ids: &[EventId], ordinal: u32) -> u128 {
+        ids.get(ordinal as usize).map_or(u128::MAX, |i| i.as_u128())
+    }
+
+    /// The ordinal of `id` among `ids`, the column this table indexes.
+    pub fn find(&self, ids: &[EventId], id: EventId) -> Option<u32> {
+        let hash = self.hash(id);
+        self.table
+            .find(hash, |&o| Self::id_at(ids, o) == id.as_u128())
+            .copied()
+    }
+
+    /// Records that `ids[ordinal]` is `id`.
+    fn insert(&mut self, ids: &[EventId], id: EventId, ordinal: u32) {
+        let hash = self.hash(id);
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, ordinal, |&o| hasher.hash_one(Self::id_at(ids, o)));
+    }
+
+    fn reserve(&mut self, ids: &[EventId], additional: usize) {
+        let hasher = &self.hasher;
+        self.table
+            .reserve(additional, |&o| hasher.hash_one(Self::id_at(ids, o)));
+    }
+}
+
+/// One appender's batch as a commit writes it: the events, their blocks
+/// compressed, their leaf hashes (empty when the segment keeps no chain)
+/// and their index keys grouped by value.
+#[derive(Clone, Copy)]
+pub struct BatchToWrite<'a> {
+    pub events: &'a [PreparedEvent],
+    pub blocks: &'a [EncodedBlock],
+    pub leaves: &'a [Digest32],
+    pub keys: &'a BatchKeys,
+}
 
 /// What a reader may see of the head: everything published by a commit.
 #[derive(Default)]
@@ -55,7 +97,7 @@ pub struct HeadState {
     pub ts: Vec<Timestamp>,
     /// Event id by ordinal.
     pub ids: Vec<EventId>,
-    pub id_map: IdMap,
+    pub id_table: IdTable,
     pub index: MemIndex,
     pub raw_bytes: u64,
     pub min_ts: Timestamp,
@@ -94,9 +136,36 @@ impl HeadState {
         }
         self.ts.push(ts);
         self.ids.push(id);
-        self.id_map.insert(id.as_u128(), ordinal);
+        self.id_table.insert(&self.ids, id, ordinal);
         self.index.insert(ordinal, keys);
         self.raw_bytes += json_len as u64;
+    }
+
+    /// Publishes a committed batch; `grouped` holds its index keys grouped
+    /// by the appender (see [`BatchKeys`]).
+    fn push_batch(&mut self, events: &[PreparedEvent], grouped: &BatchKeys) {
+        let base = self.event_count();
+        for e in events {
+            let ordinal = self.ts.len() as u32;
+            if self.ts.is_empty() {
+                self.min_ts = e.occurred_at;
+                self.max_ts = e.occurred_at;
+            } else {
+                self.min_ts = self.min_ts.min(e.occurred_at);
+                self.max_ts = self.max_ts.max(e.occurred_at);
+            }
+            self.ts.push(e.occurred_at);
+            self.ids.push(e.id);
+            self.id_table.insert(&self.ids, e.id, ordinal);
+            self.raw_bytes += e.json.len() as u64;
+        }
+        let keys: Vec<&IndexKeys> = events.iter().map(|e| &e.keys).collect();
+        self.index.insert_batch(base, &keys, grouped);
+    }
+
+    /// The ordinal of the event with `id`, if the head holds it.
+    pub fn find_id(&self, id: EventId) -> Option<u32> {
+        self.id_table.find(&self.ids, id)
     }
 
     /// Ordinals `from..to` sorted by `(occurred_at, ordinal)`: time order,
@@ -145,6 +214,8 @@ impl HeadSegment {
         let mut st = self.state.write();
         st.ts.reserve(events);
         st.ids.reserve(events);
+        let st = &mut *st;
+        st.id_table.reserve(&st.ids, events);
     }
 
     /// Ordinals in key order, covering at least `0..visible` (possibly more:
@@ -306,13 +377,7 @@ impl HeadWriter {
     /// the chain is the only hashing done here, under the commit lock.
     pub fn write_batches<'a>(
         &mut self,
-        batches: impl Iterator<
-                Item = (
-                    &'a [crate::event::PreparedEvent],
-                    &'a [EncodedBlock],
-                    &'a [Digest32],
-                ),
-            > + Clone,
+        batches: impl Iterator<Item = BatchToWrite<'a>> + Clone,
         sync: bool,
     ) -> Result<()> {
         self.repair()?;
@@ -325,8 +390,8 @@ impl HeadWriter {
         let mut metas = Vec::new();
         let mut ordinal = first_ordinal;
         let mut offset = self.committed_len;
-        for (_, blocks, leaves) in batches.clone() {
-            let mut leaves = leaves.iter();
+        for batch in batches.clone() {
+            let (blocks, mut leaves) = (batch.blocks, batch.leaves.iter());
             for (i, block) in blocks.iter().enumerate() {
                 let flags = if i + 1 == blocks.len() {
                     FLAG_BATCH_END
@@ -381,10 +446,8 @@ impl HeadWriter {
         self.committed_len = offset;
         let mut st = self.head.state.write();
         st.blocks.extend_from_slice(&metas);
-        for (events, _, _) in batches {
-            for e in events {
-                st.push_event(e.occurred_at, e.id, &e.keys, e.json.len());
-            }
+        for batch in batches {
+            st.push_batch(batch.events, batch.keys);
         }
         st.end_offset = offset;
         st.chain = chain;

@@ -5,6 +5,7 @@
 //! - `head`: the segment being appended to, and its writer.
 //! - `sealed`: finished segments, read through a memory map.
 //! - `recover`: reopening the head after a crash.
+//! - `sealer`: sealing a full head on its own thread.
 //! - `compact`: rewriting a sealed segment smaller, in the background.
 //!
 //! [`SegmentView`] gives readers one way to look at either kind, frozen at
@@ -17,6 +18,7 @@ pub mod format;
 pub mod head;
 pub mod recover;
 pub mod sealed;
+pub mod sealer;
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ use roaring::RoaringBitmap;
 
 use crate::error::Result;
 use crate::event::StoredEvent;
-use crate::index::IndexedField;
+use crate::index::{Held, IndexedField};
 use crate::query::ast::{FieldPath, Filter};
 use crate::types::{EventId, SegmentId, Timestamp};
 use block::DecodedBlock;
@@ -160,7 +162,11 @@ impl SegmentView {
             }
             SegmentView::Head { seg, events, .. } => {
                 let st = seg.state();
-                let mut bm = st.index.get(field, value).cloned().unwrap_or_default();
+                let mut bm = st
+                    .index
+                    .get(field, value)
+                    .map(Held::to_bitmap)
+                    .unwrap_or_default();
                 bm.remove_range(*events..);
                 Ok(Arc::new(bm))
             }
@@ -189,12 +195,7 @@ impl SegmentView {
                 }
                 seg.find_id(id)?.filter(|o| o < events)
             }
-            SegmentView::Head { seg, events, .. } => seg
-                .state()
-                .id_map
-                .get(&id.as_u128())
-                .copied()
-                .filter(|o| o < events),
+            SegmentView::Head { seg, events, .. } => seg.state().find_id(id).filter(|o| o < events),
         })
     }
 

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use crate::cache::Caches;
 use crate::error::{Error, Result};
 use crate::event::{prepare_event, EventLimits};
+use crate::index::BatchKeys;
 use crate::integrity::chain::{leaf_hash, Digest32};
 use crate::io::FileSystem;
 use crate::segment::block::{decode_block, encode_blocks};
 use crate::segment::dict::Dictionary;
 use crate::segment::format::{BlockHeader, BlockMeta, SegmentHeader, HEADER_LEN};
-use crate::segment::head::HeadWriter;
+use crate::segment::head::{BatchToWrite, HeadWriter};
 use crate::segment::sealed::{OpenFailure, SealedSegment};
 use crate::testing::SimFs;
 use crate::types::Timestamp;
@@ -96,7 +97,14 @@ pub fn write_segment(
         dict.cloned(),
         Arc::new(Caches::new(1 << 20, 1 << 20)),
     )?;
-    head.write_batches(std::iter::once((&prepared[..], &blocks[..], leaves)), true)?;
+    let keys: Vec<&crate::event::IndexKeys> = prepared.iter().map(|e| &e.keys).collect();
+    let batch = BatchToWrite {
+        events: &prepared,
+        blocks: &blocks,
+        leaves,
+        keys: &BatchKeys::group(&keys),
+    };
+    head.write_batches(std::iter::once(batch), true)?;
     if sealed {
         head.seal(Timestamp::now())?;
     }
