@@ -118,7 +118,7 @@ impl Default for EngineConfig {
             block_cache_bytes: 64 << 20,
             bitmap_cache_bytes: 16 << 20,
             hash_chain: true,
-            compact_level: 12,
+            compact_level: 15,
             signing_key: None,
             checkpoint_export: None,
         }
@@ -1508,14 +1508,16 @@ impl Inner {
             }
         }
         tracing::info!(segment = %sealed.id, events = sealed.event_count(), ms = elapsed.as_millis() as u64, "sealed segment");
-        if self.cfg.compact_level > 0 {
-            self.compactor.push(sealed.id);
-        }
+        // The dictionary first: the compactor gives it to a segment that
+        // has none, such as the one it was trained from.
         if let Some(dict) = dict {
             match w.dicts.add(self.fs.as_ref(), dict) {
                 Ok(()) => w.seals_since_training = 0,
                 Err(e) => tracing::warn!(error = %e, "could not store a new dictionary"),
             }
+        }
+        if self.cfg.compact_level > 0 {
+            self.compactor.push(sealed.id);
         }
     }
 }
@@ -1704,7 +1706,20 @@ fn compact_one(weak: &Weak<Inner>, c: &Compactor, id: SegmentId) -> Result<()> {
     let started = Instant::now();
     let tmp = seg.path.with_extension("seg.compact.tmp");
     let _ = fs.remove_file(&tmp);
-    if !crate::segment::compact::write_compacted(fs.as_ref(), &seg, &tmp, level, &c.cancel)? {
+    // A segment written before the store had a dictionary adopts the
+    // newest one.
+    let adopt = weak
+        .upgrade()
+        .filter(|inner| inner.cfg.dictionary)
+        .and_then(|inner| inner.writer.lock().dicts.newest().cloned());
+    if !crate::segment::compact::write_compacted(
+        fs.as_ref(),
+        &seg,
+        &tmp,
+        level,
+        adopt.as_ref(),
+        &c.cancel,
+    )? {
         return Ok(());
     }
     let checked =

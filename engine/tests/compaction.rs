@@ -120,3 +120,35 @@ fn retention_during_compaction_never_brings_a_segment_back() {
     assert_eq!(all(&engine), left);
     assert!(left.len() < events.len());
 }
+
+/// The store's first segments are written before it has a dictionary;
+/// compaction gives them the one new heads use, so that they end as small
+/// as the rest. What they serve does not change, across a restart too.
+#[test]
+fn segments_written_without_a_dictionary_adopt_one() {
+    let (fs, events) = store();
+    let dicts = |engine: &auditlog_engine::Engine| -> Vec<Option<u32>> {
+        engine
+            .snapshot()
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                SegmentView::Sealed { seg, .. } => Some(seg.dict.as_ref().map(|d| d.id)),
+                SegmentView::Head { .. } => None,
+            })
+            .collect()
+    };
+    let before = dicts(&open_sim(&fs, config(0)));
+    assert_eq!(before.first(), Some(&None), "{before:?}");
+    let engine = open_sim(&fs, config(9));
+    engine.wait_compacted();
+    let after = dicts(&engine);
+    assert!(after.iter().all(Option::is_some), "{after:?}");
+    assert_eq!(all(&engine), events);
+    assert!(engine.verify().is_empty());
+    drop(engine);
+    let (engine, report) = open_sim_report(&fs, config(0));
+    assert!(report.quarantined.is_empty(), "{report:?}");
+    assert_eq!(dicts(&engine), after);
+    assert_eq!(all(&engine), events);
+}

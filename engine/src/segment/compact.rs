@@ -4,7 +4,8 @@
 //! Ingest compresses at a fast level so that two cores keep up with
 //! appends; a sealed segment never changes again, so a background pass can
 //! spend more CPU once to make it smaller for the rest of its life. The new
-//! file has the same header, the same blocks (same events, boundaries,
+//! file has the same header (but for the dictionary it may adopt), the
+//! same blocks (same events, boundaries,
 //! ordinals and chain values; only each payload's compressed bytes, length
 //! and CRC change), the same sections except the block directory (new
 //! offsets), and one more optional section recording the compaction.
@@ -19,8 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use crate::segment::block::compress_payload;
+use crate::segment::dict::Dictionary;
 use crate::segment::format::{
-    self, BlockHeader, BlockMeta, SectionKind, BLOCK_HEADER_LEN, SECTION_COMPACTED,
+    self, BlockHeader, BlockMeta, SectionKind, SegmentHeader, BLOCK_HEADER_LEN, SECTION_COMPACTED,
 };
 use crate::segment::sealed::SealedSegment;
 
@@ -39,13 +41,20 @@ pub fn encode_record(level: i32, old_len: u64) -> Vec<u8> {
 /// Writes the compacted form of `seg` to `tmp` (a new file) and syncs it.
 /// `Ok(false)` when `cancel` was set meanwhile (the partial file is
 /// removed). A block that would not shrink keeps its old bytes.
+///
+/// A segment written without a dictionary (the store's first ones, before
+/// a dictionary was trained) adopts `adopt`: its blocks are all compressed
+/// with it, its header names it and a dictionary section carries it.
 pub fn write_compacted(
     fs: &dyn FileSystem,
     seg: &SealedSegment,
     tmp: &Path,
     level: i32,
+    adopt: Option<&Dictionary>,
     cancel: &AtomicBool,
 ) -> Result<bool> {
+    let adopt = if seg.dict.is_none() { adopt } else { None };
+    let dict = seg.dict.as_ref().or(adopt);
     let io = |e| Error::io(tmp, e);
     let file = seg.file_bytes();
     let sections = match format::decode_footer(file) {
@@ -69,6 +78,15 @@ pub fn write_compacted(
             file.get(..first_block)
                 .ok_or_else(|| Error::corrupt(&seg.path, 0, "header"))?,
         );
+        if let Some(d) = adopt {
+            let header = SegmentHeader {
+                dict_id: d.id,
+                ..seg.header.clone()
+            };
+            if let Some(h) = buf.get_mut(..format::HEADER_LEN) {
+                h.copy_from_slice(&header.encode());
+            }
+        }
         let mut offset = first_block as u64;
         let mut metas = Vec::with_capacity(seg.blocks().len());
         for meta in seg.blocks() {
@@ -84,9 +102,11 @@ pub fn write_compacted(
                 .ok_or_else(|| Error::corrupt(&seg.path, meta.offset, "block outside the file"))?;
             let header = BlockHeader::decode(old)
                 .ok_or_else(|| Error::corrupt(&seg.path, meta.offset, "block header damaged"))?;
-            let packed = compress_payload(block.payload(), level, seg.dict.as_ref())
-                .map_err(|e| Error::io(tmp, e))?;
-            let compressed_len = if packed.len() < meta.compressed_len as usize {
+            let packed =
+                compress_payload(block.payload(), level, dict).map_err(|e| Error::io(tmp, e))?;
+            // Adopting a dictionary, every block is compressed anew: the
+            // header now names one for all of them.
+            let compressed_len = if adopt.is_some() || packed.len() < meta.compressed_len as usize {
                 let header = BlockHeader {
                     compressed_len: packed.len() as u32,
                     payload_crc: format::crc32(&packed),
@@ -131,6 +151,15 @@ pub fn write_compacted(
             entries.push(format::section_entry(s.kind, offset, &bytes));
             offset += bytes.len() as u64;
             buf.extend_from_slice(&bytes);
+        }
+        if let Some(d) = adopt {
+            entries.push(format::section_entry(
+                SectionKind::Dictionary as u32,
+                offset,
+                &d.bytes,
+            ));
+            offset += d.bytes.len() as u64;
+            buf.extend_from_slice(&d.bytes);
         }
         let record = encode_record(level, file.len() as u64);
         entries.push(format::section_entry(SECTION_COMPACTED, offset, &record));
