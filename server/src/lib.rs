@@ -8,6 +8,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod alloc;
 pub mod api;
 pub mod cmd;
 pub mod config;

@@ -246,6 +246,7 @@ impl StoreArgs {
 }
 
 fn main() -> Result<()> {
+    auditlog_server::alloc::keep_freed_memory_a_while();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -102,6 +102,8 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    // The same allocator settings as the `auditlog` binary.
+    auditlog_server::alloc::keep_freed_memory_a_while();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
