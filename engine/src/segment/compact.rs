@@ -81,7 +81,7 @@ pub fn write_compacted(
         if let Some(d) = adopt {
             let header = SegmentHeader {
                 dict_id: d.id,
-                ..seg.header.clone()
+                ..seg.header
             };
             if let Some(h) = buf.get_mut(..format::HEADER_LEN) {
                 h.copy_from_slice(&header.encode());
