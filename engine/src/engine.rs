@@ -323,6 +323,7 @@ struct Inner {
     current_dict: RwLock<Option<Dictionary>>,
     queue: Mutex<Queue>,
     queue_cv: Condvar,
+    cpu_gate: CpuGate,
     /// The signing key and checkpoint log, when a key is configured.
     notary: Option<Notary>,
     compactor: Arc<Compactor>,
@@ -331,6 +332,45 @@ struct Inner {
     /// Handed to sealing threads, so that they publish their work.
     this: Weak<Inner>,
     _lock: Box<dyn Send + Sync>,
+}
+
+/// Lets at most one appender per core validate and compress at a time.
+/// More would only take turns on the same cores, and every extra runnable
+/// appender takes a share of CPU time from the readers answering queries
+/// meanwhile. Appenders waiting for a commit's sync hold no place.
+struct CpuGate {
+    busy: Mutex<usize>,
+    free: Condvar,
+    limit: usize,
+}
+
+struct GateGuard<'a>(&'a CpuGate);
+
+impl CpuGate {
+    fn new(limit: usize) -> CpuGate {
+        CpuGate {
+            busy: Mutex::new(0),
+            free: Condvar::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn enter(&self) -> GateGuard<'_> {
+        let mut busy = self.busy.lock();
+        while *busy >= self.limit {
+            self.free.wait(&mut busy);
+        }
+        *busy += 1;
+        GateGuard(self)
+    }
+}
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock();
+        *busy = busy.saturating_sub(1);
+        self.0.free.notify_one();
+    }
 }
 
 /// Work list of the background compaction thread (`segment::compact`).
@@ -668,6 +708,9 @@ impl Engine {
                 leader: false,
             }),
             queue_cv: Condvar::new(),
+            cpu_gate: CpuGate::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
             notary,
             compactor: Arc::new(Compactor::default()),
             sealer_threads: Arc::new(Mutex::new(Vec::new())),
@@ -716,6 +759,7 @@ impl Engine {
 
     /// Validates and appends JSON events as one all-or-nothing batch.
     pub fn append_json<B: AsRef<[u8]>>(&self, events: &[B]) -> Result<Vec<AppendOutcome>> {
+        let gate = self.inner.cpu_gate.enter();
         let now = Timestamp::now();
         let prepared = events
             .iter()
@@ -725,13 +769,24 @@ impl Engine {
                     .map_err(|source| Error::InvalidEventInBatch { index, source })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.append(prepared)
+        self.append_gated(prepared, gate)
     }
 
     /// Appends a batch of prepared events. Returns when the batch is durable
     /// under the sync policy. The batch is all-or-nothing, also across a
     /// crash. Events whose id is already stored are not stored again.
     pub fn append(&self, events: Vec<PreparedEvent>) -> Result<Vec<AppendOutcome>> {
+        let gate = self.inner.cpu_gate.enter();
+        self.append_gated(events, gate)
+    }
+
+    /// [`Engine::append`] for a caller already through the CPU gate; the
+    /// gate is left before waiting for the commit.
+    fn append_gated(
+        &self,
+        events: Vec<PreparedEvent>,
+        gate: GateGuard<'_>,
+    ) -> Result<Vec<AppendOutcome>> {
         if events.len() > self.inner.cfg.max_batch_events {
             return Err(Error::BatchTooLarge {
                 len: events.len(),
@@ -761,6 +816,7 @@ impl Engine {
         }
         let dict = self.inner.current_dict.read().clone();
         let batch = self.compress(unique, dict.as_ref())?;
+        drop(gate);
         self.commit(batch, &mut outcomes)?;
         Ok(outcomes)
     }
@@ -1773,4 +1829,32 @@ fn compact_one(weak: &Weak<Inner>, c: &Compactor, id: SegmentId) -> Result<()> {
     }
     tracing::info!(segment = %id, before = seg.file_len, after = new.file_len, ms = started.elapsed().as_millis() as u64, "compacted segment");
     synced
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::CpuGate;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// However many threads knock, no more than the limit are inside.
+    #[test]
+    fn the_cpu_gate_admits_at_most_its_limit() {
+        let gate = CpuGate::new(2);
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        let _g = gate.enter();
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
 }

@@ -18,3 +18,4 @@ pub mod retention;
 pub mod settings;
 pub mod tokens;
 pub mod web;
+pub mod workers;

@@ -80,7 +80,7 @@ pub async fn ingest(
     }
     let engine = state.engine.clone();
     let body_bytes = body.len() as u64;
-    let outcomes = blocking(move || {
+    let work = move || {
         let docs = split_body(&body, ndjson)?;
         if docs.is_empty() {
             return Err(ApiError::bad_request(
@@ -127,8 +127,14 @@ pub async fn ingest(
                 .with_detail(json!({"lines": failures, "failed": failed})));
         }
         Ok(engine.append(prepared)?)
-    })
-    .await?;
+    };
+    let outcomes = state.ingest.run(work).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the ingest worker failed",
+        )
+    })??;
     let ids: Vec<String> = outcomes.iter().map(|o| o.id.to_string()).collect();
     let duplicates: Vec<String> = outcomes
         .iter()

@@ -39,6 +39,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     /// Recent streamed exports and their signed manifests.
     pub streamed: Arc<crate::export::streamed::StreamedExports>,
+    /// Threads that run ingest below the readers' CPU priority.
+    pub ingest: Arc<crate::workers::IngestWorkers>,
 }
 
 impl AppState {
@@ -57,6 +59,9 @@ impl AppState {
             retention: Arc::new(retention),
             live,
             streamed: Arc::default(),
+            // Enough appenders to keep two cores busy while a commit
+            // waits for its sync (group commit), as the benchmarks use.
+            ingest: Arc::new(crate::workers::IngestWorkers::start(4)),
         })
     }
 }
