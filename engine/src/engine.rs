@@ -7,8 +7,11 @@
 //!
 //! Concurrency: appenders queue their (already validated and compressed)
 //! batches; one of them becomes the leader, writes every queued batch and
-//! syncs once for all of them (group commit), then publishes. Readers take
-//! a [`Snapshot`] (a few `Arc` clones) and never wait for a sync.
+//! syncs once for all of them (group commit), then publishes. At most one
+//! appender per core validates and compresses at a time. A full head is
+//! sealed on a thread of its own (`segment::sealer`) while appends go on
+//! into the next one. Readers take a [`Snapshot`] (a few `Arc` clones) and
+//! never wait for a sync.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
