@@ -167,6 +167,11 @@ pub struct EngineStats {
     /// Bytes of event JSON stored (before compression).
     pub raw_bytes: u64,
     pub head_events: u32,
+    /// Full heads handed to the sealing thread and not yet published.
+    pub sealing_segments: usize,
+    /// Sealed segments the compactor has not rewritten yet (0 with
+    /// compaction off): a backlog that grows under sustained peak ingest.
+    pub awaiting_compaction: usize,
 }
 
 /// A consistent view of the store at one instant.
@@ -1213,6 +1218,9 @@ impl Engine {
                 SegmentView::Sealed { seg, .. } => {
                     s.disk_bytes += seg.file_len;
                     s.raw_bytes += seg.facts.raw_bytes;
+                    if !seg.compacted && self.inner.cfg.compact_level > 0 {
+                        s.awaiting_compaction += 1;
+                    }
                 }
                 SegmentView::Head { seg, events, .. } => {
                     let st = seg.state();
@@ -1222,6 +1230,7 @@ impl Engine {
                 }
             }
         }
+        s.sealing_segments = self.inner.state.read().sealing.len();
         s
     }
 

@@ -59,8 +59,15 @@ fn sealed(engine: &auditlog_engine::Engine) -> Vec<(bool, u64)> {
 #[test]
 fn compaction_shrinks_files_and_serves_the_same_events() {
     let (fs, events) = store();
-    let before = sealed(&open_sim(&fs, config(0)));
+    let uncompacted = open_sim(&fs, config(0));
+    let before = sealed(&uncompacted);
     assert!(before.len() >= 5 && before.iter().all(|(c, _)| !c));
+    assert_eq!(
+        uncompacted.stats().awaiting_compaction,
+        0,
+        "with compaction off nothing awaits it"
+    );
+    drop(uncompacted);
     let engine = open_sim(&fs, config(9));
     // A query while compaction runs reads through the same caches.
     let f = parse_filter("request.method = 'PUT'").unwrap();
@@ -68,6 +75,7 @@ fn compaction_shrinks_files_and_serves_the_same_events() {
     engine.wait_compacted();
     let after = sealed(&engine);
     assert!(after.iter().all(|(c, _)| *c), "{after:?}");
+    assert_eq!(engine.stats().awaiting_compaction, 0);
     let total = |v: &[(bool, u64)]| v.iter().map(|(_, l)| l).sum::<u64>();
     assert!(total(&after) < total(&before), "{before:?} -> {after:?}");
     assert_eq!(all(&engine), events);

@@ -349,6 +349,11 @@ fn a_failed_background_seal_loses_nothing_and_is_finished_later() {
         "the unsealed older segment and the new head"
     );
     assert_eq!(all_events(&engine).len(), 20, "both are served meanwhile");
+    assert_eq!(
+        engine.stats().sealing_segments,
+        1,
+        "still waiting to be sealed"
+    );
 
     // Power goes now: the older segment is sealed again on open.
     let (reopened, report) = open_sim_report(&fs.crash(|_, _| 0), small_config());
@@ -363,6 +368,7 @@ fn a_failed_background_seal_loses_nothing_and_is_finished_later() {
 
     // Or the store goes on: the next seal finishes the failed one first.
     engine.seal().unwrap();
+    assert_eq!(engine.stats().sealing_segments, 0);
     assert_eq!(all_events(&engine).len(), 20);
     drop(engine);
     let (reopened, report) = open_sim_report(&fs.crash(|_, _| 0), small_config());

@@ -569,6 +569,9 @@ fn metrics_count_ingest_queries_and_errors() {
     assert_eq!(value("auditlog_events_stored"), 30.0);
     assert!(value("auditlog_segments") >= 1.0);
     assert!(value("auditlog_disk_bytes") > 0.0);
+    // Nothing sealed yet: no backlog of either kind.
+    assert_eq!(value("auditlog_segments_sealing"), 0.0);
+    assert_eq!(value("auditlog_segments_awaiting_compaction"), 0.0);
     assert_eq!(value("auditlog_errors_total{code=\"bad_filter\"}"), 3.0);
     assert_eq!(value("auditlog_errors_total{code=\"not_found\"}"), 1.0);
     assert_eq!(
@@ -760,6 +763,8 @@ fn cli_ingests_to_a_server_and_queries_it() {
     let out = auditlog(&["stats", "--json"], &t.read);
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats["events"], 45);
+    assert_eq!(stats["sealing"], 0);
+    assert!(stats["awaiting_compaction"].is_u64(), "{stats}");
     s.stop();
 }
 

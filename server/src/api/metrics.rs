@@ -77,6 +77,8 @@ pub struct Metrics {
     head_events: Gauge,
     disk_bytes: Gauge<u64, AtomicU64>,
     raw_bytes: Gauge<u64, AtomicU64>,
+    sealing: Gauge,
+    awaiting_compaction: Gauge,
 }
 
 impl Default for Metrics {
@@ -105,6 +107,8 @@ impl Metrics {
             head_events: Gauge::default(),
             disk_bytes: Gauge::default(),
             raw_bytes: Gauge::default(),
+            sealing: Gauge::default(),
+            awaiting_compaction: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -189,6 +193,16 @@ impl Metrics {
             Unit::Bytes,
             m.raw_bytes.clone(),
         );
+        registry.register(
+            "segments_sealing",
+            "Full head segments being sealed in the background",
+            m.sealing.clone(),
+        );
+        registry.register(
+            "segments_awaiting_compaction",
+            "Sealed segments not yet recompressed (grows while ingest keeps the cores busy)",
+            m.awaiting_compaction.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -243,6 +257,10 @@ impl Metrics {
         self.head_events.set(i64::from(stats.head_events));
         self.disk_bytes.set(stats.disk_bytes);
         self.raw_bytes.set(stats.raw_bytes);
+        self.sealing
+            .set(i64::try_from(stats.sealing_segments).unwrap_or(i64::MAX));
+        self.awaiting_compaction
+            .set(i64::try_from(stats.awaiting_compaction).unwrap_or(i64::MAX));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

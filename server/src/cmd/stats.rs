@@ -35,6 +35,8 @@ pub fn run(source: Source, as_json: bool) -> Result<()> {
                 "segments": gauge("auditlog_segments")?, "events": gauge("auditlog_events_stored")?,
                 "disk_bytes": gauge("auditlog_disk_bytes")?, "raw_bytes": gauge("auditlog_raw_event_bytes")?,
                 "head_events": gauge("auditlog_head_events")?,
+                "sealing": gauge("auditlog_segments_sealing")?,
+                "awaiting_compaction": gauge("auditlog_segments_awaiting_compaction")?,
             })
         }
     };
@@ -50,6 +52,15 @@ pub fn run(source: Source, as_json: bool) -> Result<()> {
         n("segments"),
         n("head_events")
     );
+    // Only a running server compacts (commands open stores without), so
+    // only its figures say anything about the backlog.
+    if stats.get("awaiting_compaction").is_some() {
+        println!(
+            "background  {} segment(s) being sealed, {} awaiting compaction",
+            n("sealing"),
+            n("awaiting_compaction")
+        );
+    }
     println!("disk        {:.1} MiB", mib(n("disk_bytes")));
     println!("event JSON  {:.1} MiB", mib(n("raw_bytes")));
     if n("raw_bytes") > 0 {
