@@ -1,79 +1,22 @@
 //! Exports, export jobs, pull and tail against the real binary over HTTP.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod harness;
 
-impl Server {
-    fn start(data: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_auditlog"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            // Inside the temporary directory rather than beside it.
-            .arg("--key")
-            .arg(data.join("signing.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Client::new().get(format!("{base}/healthz")).send().is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, base }
-    }
+use harness::Server;
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGTERM; returns how long the exit took and whether it succeeded.
-    fn terminate(&mut self) -> (Duration, bool) {
-        let started = Instant::now();
-        Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (started.elapsed(), status.success());
-            }
-            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL: no chance to clean up.
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server, with its signing key inside the temporary directory rather
+/// than beside it.
+fn start(data: &Path) -> Server {
+    let key = data.join("signing.key");
+    Server::start_with(data, &["--key", key.to_str().unwrap()])
 }
 
 fn client() -> Client {
@@ -169,7 +112,7 @@ fn cell(v: &Value) -> String {
 #[test]
 fn export_in_each_format_is_exactly_the_query() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     ingest(&c, &s, &events(1500, "a"));
     let from = format!("{}T00:00:00Z", days_ago(15));
@@ -257,7 +200,7 @@ fn export_in_each_format_is_exactly_the_query() {
 #[test]
 fn bad_parameters_are_400_and_ids_never_reach_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     let code = |r: reqwest::blocking::Response| -> (u16, String) {
         let status = r.status().as_u16();
@@ -388,7 +331,7 @@ fn download(c: &Client, s: &Server, id: &str) -> (String, Vec<u8>) {
 #[test]
 fn export_jobs_complete_survive_restarts_and_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path());
+    let mut s = start(dir.path());
     let c = client();
     ingest(&c, &s, &events(3000, "j"));
     let filter = "action_name = 'items.update'";
@@ -442,7 +385,7 @@ fn export_jobs_complete_survive_restarts_and_kill_9() {
     // A graceful restart keeps jobs and files.
     let (_, ok) = s.terminate();
     assert!(ok);
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     assert!(
         download(&c, &s, &id).1 == streamed,
         "file changed over a restart"
@@ -469,8 +412,8 @@ fn export_jobs_complete_survive_restarts_and_kill_9() {
             j["status"] != "completed"
         })
         .count();
-    s.kill9();
-    let s = Server::start(dir.path());
+    s.kill();
+    let s = start(dir.path());
     for (id, format) in jobs.iter().zip(formats) {
         let job = wait_job(&c, &s, id);
         assert_eq!(job["status"], "completed", "{job}");
@@ -517,7 +460,7 @@ fn csv_lines(bytes: &[u8]) -> u64 {
 #[test]
 fn pull_never_misses_or_repeats_with_concurrent_back_dated_ingest() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     let base = s.base.clone();
     let writer = std::thread::spawn(move || {
@@ -686,7 +629,7 @@ fn next_event(rx: &mpsc::Receiver<Option<Message>>) -> (String, Value) {
 #[test]
 fn tail_is_live_and_resumes_from_last_event_id_without_repeats() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     ingest(&c, &s, &events(10, "before")); // not shown: a tail starts at the end
     let filter = "actor.id = '1'";
@@ -732,7 +675,7 @@ fn tail_is_live_and_resumes_from_last_event_id_without_repeats() {
 #[test]
 fn shutdown_ends_open_tails_and_does_not_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path());
+    let mut s = start(dir.path());
     let tails: Vec<_> = (0..3).map(|_| open_tail(&s, "", None)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let (took, ok) = s.terminate();
@@ -754,7 +697,7 @@ fn tails_carry_signed_checkpoints_and_export_jobs_a_signed_manifest() {
     use auditlog_engine::integrity::key::verify_signature;
 
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     let ids = ingest(&c, &s, &events(12, "signed"));
     let key: Value = c
@@ -842,7 +785,7 @@ fn a_streamed_export_has_a_signed_manifest_of_the_bytes_sent() {
     use auditlog_engine::integrity::manifest::SignedManifest;
 
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     // More than two pages, so the hash spans several chunks.
     let all = events(2500, "streamed");
@@ -928,7 +871,7 @@ fn a_streamed_export_cut_short_has_no_manifest() {
     use std::io::{Read, Write};
 
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
+    let s = start(dir.path());
     let c = client();
     // Far more than the socket buffers and the channel hold, so the
     // server is still producing when the client stops reading.

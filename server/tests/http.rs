@@ -1,62 +1,15 @@
 //! The real `auditlog` binary on a loopback port, spoken to over HTTP.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod harness;
 
-impl Server {
-    fn start(data: &Path) -> Server {
-        Server::start_with(data, &[])
-    }
-
-    /// Starts the binary with extra `serve` arguments (a config file...).
-    fn start_with(data: &Path, extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_auditlog"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Client::new().get(format!("{base}/healthz")).send().is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, base }
-    }
-
-    /// SIGTERM, then wait: the graceful path.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use harness::Server;
 
 fn post(
     c: &Client,
@@ -623,13 +576,8 @@ fn sigterm_during_ingest_loses_no_acknowledged_event() {
         assert!(Instant::now() < deadline, "no ingest progress");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(Command::new("kill")
-        .arg(s.child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let status = s.child.wait().unwrap();
-    assert!(status.success(), "graceful exit, got {status}");
+    let (_, graceful) = s.terminate();
+    assert!(graceful, "graceful exit, code 0");
     for c in clients {
         c.join().unwrap();
     }

@@ -1,49 +1,28 @@
 //! The viewer's server side over real HTTP: the page, its assets and
 //! headers, and `GET /v1/events/overview`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
+mod harness;
+
+/// The server on a data directory of its own, removed with it.
 struct Server {
-    child: Child,
-    base: String,
+    server: harness::Server,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = harness::Server;
+    fn deref(&self) -> &harness::Server {
+        &self.server
     }
 }
 
 fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_auditlog"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Client::new().get(format!("{base}/healthz")).send().is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     Server {
-        child,
-        base,
+        server: harness::Server::start(&dir.path().join("data")),
         _dir: dir,
     }
 }

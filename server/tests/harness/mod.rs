@@ -87,6 +87,23 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM; returns how long the exit took and whether it succeeded.
+    pub fn terminate(&mut self) -> (Duration, bool) {
+        let started = Instant::now();
+        Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (started.elapsed(), status.success());
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
