@@ -1481,13 +1481,21 @@ impl Inner {
             }
         });
         w.sealing = Some(Sealing::Running(slot));
-        if let Some(t) = thread {
-            // Finished threads are forgotten; one still running (it may be
-            // waiting for the writer lock held here) is joined only when
-            // the engine is dropped, never under this lock.
-            let mut threads = self.sealer_threads.lock();
-            threads.retain(|t| !t.is_finished());
-            threads.push(t);
+        match thread {
+            Some(t) => {
+                // Finished threads are forgotten; one still running (it may
+                // be waiting for the writer lock held here) is joined only
+                // when the engine is dropped, never under this lock.
+                let mut threads = self.sealer_threads.lock();
+                threads.retain(|t| !t.is_finished());
+                threads.push(t);
+            }
+            // No thread could be started: the seal ran here and is done.
+            None => {
+                if let Err(e) = self.finish_seal(w, false) {
+                    tracing::error!(error = %e, "sealing failed; it is tried again before the next seal");
+                }
+            }
         }
         Ok(())
     }
