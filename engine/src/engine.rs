@@ -1306,9 +1306,13 @@ impl Engine {
     /// arrived since the previous one. Dropping the engine flushes too,
     /// best effort, without the checkpoint.
     pub fn close(self) -> Result<()> {
+        // A seal under way is published first, so that its checkpoint (at
+        // the segment's end) comes before the shutdown one. If sealing
+        // fails, the rest still happens and the next open seals it.
+        let sealed = self.wait_sealed();
         self.sync()?;
         self.checkpoint(CheckpointReason::Shutdown)?;
-        Ok(())
+        sealed
     }
 
     /// The public half of the signing key, when one is configured.
