@@ -126,6 +126,23 @@ impl HeadState {
     }
 
     fn push_event(&mut self, ts: Timestamp, id: EventId, keys: &IndexKeys, json_len: usize) {
+        let ordinal = self.push_columns(ts, id, json_len);
+        self.index.insert(ordinal, keys);
+    }
+
+    /// Publishes a committed batch; `grouped` holds its index keys grouped
+    /// by the appender (see [`BatchKeys`]).
+    fn push_batch(&mut self, events: &[PreparedEvent], grouped: &BatchKeys) {
+        let base = self.event_count();
+        for e in events {
+            self.push_columns(e.occurred_at, e.id, e.json.len());
+        }
+        let keys: Vec<&IndexKeys> = events.iter().map(|e| &e.keys).collect();
+        self.index.insert_batch(base, &keys, grouped);
+    }
+
+    /// Adds one event to every column but the indexes; returns its ordinal.
+    fn push_columns(&mut self, ts: Timestamp, id: EventId, json_len: usize) -> u32 {
         let ordinal = self.ts.len() as u32;
         if self.ts.is_empty() {
             self.min_ts = ts;
@@ -137,30 +154,8 @@ impl HeadState {
         self.ts.push(ts);
         self.ids.push(id);
         self.id_table.insert(&self.ids, id, ordinal);
-        self.index.insert(ordinal, keys);
         self.raw_bytes += json_len as u64;
-    }
-
-    /// Publishes a committed batch; `grouped` holds its index keys grouped
-    /// by the appender (see [`BatchKeys`]).
-    fn push_batch(&mut self, events: &[PreparedEvent], grouped: &BatchKeys) {
-        let base = self.event_count();
-        for e in events {
-            let ordinal = self.ts.len() as u32;
-            if self.ts.is_empty() {
-                self.min_ts = e.occurred_at;
-                self.max_ts = e.occurred_at;
-            } else {
-                self.min_ts = self.min_ts.min(e.occurred_at);
-                self.max_ts = self.max_ts.max(e.occurred_at);
-            }
-            self.ts.push(e.occurred_at);
-            self.ids.push(e.id);
-            self.id_table.insert(&self.ids, e.id, ordinal);
-            self.raw_bytes += e.json.len() as u64;
-        }
-        let keys: Vec<&IndexKeys> = events.iter().map(|e| &e.keys).collect();
-        self.index.insert_batch(base, &keys, grouped);
+        ordinal
     }
 
     /// The ordinal of the event with `id`, if the head holds it.
