@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use auditlog_benches::build_store;
+use auditlog_benches::bench_store;
 use auditlog_engine::query::{parse_filter, FacetLimits, FacetQuery};
 use auditlog_engine::testing::gen::{COMMON_ACTION, RARE_ACTOR_ID};
 use auditlog_engine::{TimeRange, Timestamp};
@@ -15,13 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 const HOUR: i64 = 3_600_000_000;
 
 fn facets(c: &mut Criterion) {
-    let events: usize = std::env::var("AUDITLOG_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    eprintln!("building a store of {events} events...");
-    let engine = build_store(dir.path(), events, 30.0).unwrap();
+    let (_dir, engine, events) = bench_store().unwrap();
     let snap = engine.snapshot();
     let week = TimeRange {
         from: Timestamp::parse_rfc3339("2026-01-10T00:00:00Z"),

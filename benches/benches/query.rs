@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use auditlog_benches::build_store;
+use auditlog_benches::bench_store;
 use auditlog_engine::query::exec::Prepared;
 use auditlog_engine::query::parse_filter;
 use auditlog_engine::testing::gen::{COMMON_ACTION, RARE_ACTOR_ID};
@@ -32,13 +32,7 @@ fn classes() -> Vec<(&'static str, String, TimeRange)> {
 }
 
 fn query(c: &mut Criterion) {
-    let events: usize = std::env::var("AUDITLOG_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    eprintln!("building a store of {events} events...");
-    let engine = build_store(dir.path(), events, 30.0).unwrap();
+    let (_dir, engine, events) = bench_store().unwrap();
     let snap = engine.snapshot();
     let mut group = c.benchmark_group(format!("query{}k", events / 1000));
     group.sample_size(30);

@@ -28,6 +28,20 @@ pub fn ingest_ndjson(engine: &Engine, body: &[u8]) -> anyhow::Result<usize> {
     Ok(engine.append(events)?.len())
 }
 
+/// The store the query and facet benchmarks read: `AUDITLOG_BENCH_EVENTS`
+/// events (default 1,000,000) over 30 days, in a temporary directory that
+/// lives as long as the returned handle.
+pub fn bench_store() -> anyhow::Result<(tempfile::TempDir, Engine, usize)> {
+    let events: usize = std::env::var("AUDITLOG_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir()?;
+    eprintln!("building a store of {events} events...");
+    let engine = build_store(dir.path(), events, 30.0)?;
+    Ok((dir, engine, events))
+}
+
 /// Builds a store of `events` generated events spread evenly over `days`
 /// days (ending at the generator's default start + `days`), ingested in
 /// batches of 10,000 without per-batch syncs, then sealed.
