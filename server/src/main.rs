@@ -77,7 +77,7 @@ enum Command {
         checkpoint_interval_secs: Option<u64>,
         /// zstd level sealed segments are compressed again at, in the
         /// background at the lowest CPU priority (0: no compaction)
-        /// [default: 12].
+        /// [default: 15].
         #[arg(long)]
         compact_level: Option<i32>,
     },
@@ -505,5 +505,28 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The help states the default the engine really uses (it said 12 for
+    /// a while after the engine moved to 15).
+    #[test]
+    fn serve_help_gives_the_engines_compaction_level() {
+        let mut cli = Cli::command();
+        let serve = cli
+            .find_subcommand_mut("serve")
+            .expect("serve subcommand")
+            .render_long_help()
+            .to_string();
+        let level = auditlog_engine::EngineConfig::default().compact_level;
+        assert!(
+            serve.contains(&format!("[default: {level}]")),
+            "serve --help does not give compaction level {level}:\n{serve}"
+        );
     }
 }
