@@ -202,11 +202,9 @@ pub fn prepare_event(
 
 /// True when arrays and objects nest more than `max` deep (brackets inside
 /// strings do not count). Counting brackets first settles nearly every
-/// event without the byte-by-byte walk; memchr's vectorised search counts
-/// them several times faster than a plain loop (a tenth of event
-/// preparation in profiles).
+/// event without the byte-by-byte walk.
 fn nests_deeper_than(input: &[u8], max: usize) -> bool {
-    if memchr::memchr2_iter(b'[', b'{', input).nth(max).is_none() {
+    if opening_brackets(input) <= max {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -234,6 +232,22 @@ fn nests_deeper_than(input: &[u8], max: usize) -> bool {
         }
     }
     false
+}
+
+/// How many `[` and `{` bytes `input` holds. Counted in a `u8` per 255-byte
+/// chunk (it cannot overflow) with no branch, which the compiler turns into
+/// 16-byte compares: 7 times faster on events than counting into a `usize`
+/// (4 bytes a step), and 3 times faster than memchr's search, which stops
+/// at every bracket (docs/PERFORMANCE.md, "Session 4").
+fn opening_brackets(input: &[u8]) -> usize {
+    input
+        .chunks(255)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .fold(0u8, |n, &b| n + u8::from((b == b'[') | (b == b'{'))) as usize
+        })
+        .sum()
 }
 
 /// The non-blank lines of an NDJSON body with their 1-based line numbers
@@ -533,6 +547,19 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(v["occurred_at"], "2021-08-05T10:00:00.500000Z");
         assert_eq!(&*e.keys.environment, "dev");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn opening_brackets_counts_as_a_plain_loop_does(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(b'['), proptest::strategy::Just(b'{'), proptest::num::u8::ANY],
+                0..1200,
+            ),
+        ) {
+            let plain = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+            proptest::prop_assert_eq!(opening_brackets(&bytes), plain);
+        }
     }
 
     #[test]
