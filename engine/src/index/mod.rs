@@ -99,8 +99,7 @@ impl MemPosting {
     /// 1024 words from the end, and it was a third of the commit's own CPU
     /// in profiles (docs/PERFORMANCE.md, "Session 4").
     fn extend_sorted(&mut self, ordinals: impl Iterator<Item = u32> + Clone) {
-        let mut rest = ordinals.clone().peekable();
-        if rest.peek().is_none() {
+        if ordinals.clone().next().is_none() {
             return;
         }
         if let MemPosting::One(first) = *self {
@@ -253,7 +252,7 @@ impl MemIndex {
                 };
                 let key = field.key(first);
                 // Positions in a run ascend, and the batch's ordinals are
-                // above all stored ones, so each push appends at the end.
+                // above all stored ones, so they append at the end.
                 let ordinals = run.iter().map(|&i| base + i);
                 match map.get_mut(key) {
                     Some(posting) => posting.extend_sorted(ordinals),
