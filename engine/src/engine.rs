@@ -350,6 +350,10 @@ struct CpuGate {
     busy: Mutex<usize>,
     free: Condvar,
     limit: usize,
+    /// When the gate was last full (µs since `base`; 0: never), so that
+    /// background work can tell when ingest wants every core.
+    last_full: std::sync::atomic::AtomicU64,
+    base: Instant,
 }
 
 struct GateGuard<'a>(&'a CpuGate);
@@ -360,16 +364,37 @@ impl CpuGate {
             busy: Mutex::new(0),
             free: Condvar::new(),
             limit: limit.max(1),
+            last_full: std::sync::atomic::AtomicU64::new(0),
+            base: Instant::now(),
         }
     }
 
     fn enter(&self) -> GateGuard<'_> {
         let mut busy = self.busy.lock();
         while *busy >= self.limit {
+            self.mark_full();
             self.free.wait(&mut busy);
         }
         *busy += 1;
+        if *busy >= self.limit {
+            self.mark_full();
+        }
         GateGuard(self)
+    }
+
+    fn mark_full(&self) {
+        let now = self.base.elapsed().as_micros().max(1) as u64;
+        self.last_full
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when appenders filled every place within the last `window`:
+    /// ingest is then using all the cores it may.
+    fn full_within(&self, window: Duration) -> bool {
+        let last = self.last_full.load(std::sync::atomic::Ordering::Relaxed);
+        last != 0
+            && self.base.elapsed().as_micros() as u64
+                <= last.saturating_add(window.as_micros() as u64)
     }
 }
 
@@ -1755,6 +1780,41 @@ fn lower_priority() {
     }
 }
 
+/// Ingest counts as busy while its appenders have filled the CPU gate this
+/// recently; compaction then waits this long before looking again.
+const INGEST_BUSY_WINDOW: Duration = Duration::from_millis(200);
+const COMPACTION_PAUSE: Duration = Duration::from_millis(100);
+
+/// Called by compaction before each block: waits while ingest wants every
+/// core (its appenders fill the CPU gate), and says whether to go on
+/// (`false` once the engine is going away).
+///
+/// Idle CPU priority alone was not enough. Appenders sleep briefly many
+/// times a second (each sync, each turn at the commit lock); compaction ran
+/// in those gaps and took 8% of ingest over HTTP (docs/PERFORMANCE.md,
+/// "Session 4"). A store whose ingest never fills the gate, a steady
+/// trickle included, is compacted as before.
+fn yield_to_ingest(weak: &Weak<Inner>, c: &Compactor) -> bool {
+    loop {
+        if c.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let busy = weak
+            .upgrade()
+            .is_some_and(|inner| inner.cpu_gate.full_within(INGEST_BUSY_WINDOW));
+        if !busy {
+            return true;
+        }
+        let mut work = c.work.lock();
+        // Checked under the lock that `stop` sets it under, so its wake-up
+        // cannot come between this check and the wait.
+        if c.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        c.cv.wait_for(&mut work, COMPACTION_PAUSE);
+    }
+}
+
 /// Writes segment `id` compacted next to itself, checks the new file as a
 /// reader would (every block included), then, under the writer lock (which
 /// retention and quarantine also hold while they remove files), renames it
@@ -1792,13 +1852,14 @@ fn compact_one(weak: &Weak<Inner>, c: &Compactor, id: SegmentId) -> Result<()> {
         .upgrade()
         .filter(|inner| inner.cfg.dictionary)
         .and_then(|inner| inner.writer.lock().dicts.newest().cloned());
+    let keep_going = || yield_to_ingest(weak, c);
     if !crate::segment::compact::write_compacted(
         fs.as_ref(),
         &seg,
         &tmp,
         level,
         adopt.as_ref(),
-        &c.cancel,
+        &keep_going,
     )? {
         return Ok(());
     }
@@ -1880,5 +1941,25 @@ mod gate_tests {
             }
         });
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    /// Compaction yields while the gate reads as full (`yield_to_ingest`):
+    /// one appender of two never fills it, both do, and the mark fades.
+    #[test]
+    fn the_cpu_gate_tells_when_ingest_filled_it() {
+        let gate = CpuGate::new(2);
+        let window = std::time::Duration::from_millis(200);
+        {
+            let _one = gate.enter();
+            assert!(!gate.full_within(window), "one appender of two");
+        }
+        {
+            let _one = gate.enter();
+            let _two = gate.enter();
+            assert!(gate.full_within(window), "both places taken");
+        }
+        assert!(gate.full_within(window), "still recent after leaving");
+        std::thread::sleep(window * 3);
+        assert!(!gate.full_within(window), "the mark fades");
     }
 }

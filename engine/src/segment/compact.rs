@@ -15,7 +15,6 @@
 //! under its writer lock, after checking it), or hold any engine lock.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
@@ -39,8 +38,9 @@ pub fn encode_record(level: i32, old_len: u64) -> Vec<u8> {
 }
 
 /// Writes the compacted form of `seg` to `tmp` (a new file) and syncs it.
-/// `Ok(false)` when `cancel` was set meanwhile (the partial file is
-/// removed). A block that would not shrink keeps its old bytes.
+/// `keep_going` is asked before each block; it may wait (compaction yields
+/// to busy ingest), and `false` stops the work: then `Ok(false)`, and the
+/// partial file is removed. A block that would not shrink keeps its old bytes.
 ///
 /// A segment written without a dictionary (the store's first ones, before
 /// a dictionary was trained) adopts `adopt`: its blocks are all compressed
@@ -51,7 +51,7 @@ pub fn write_compacted(
     tmp: &Path,
     level: i32,
     adopt: Option<&Dictionary>,
-    cancel: &AtomicBool,
+    keep_going: &dyn Fn() -> bool,
 ) -> Result<bool> {
     let adopt = if seg.dict.is_none() { adopt } else { None };
     let dict = seg.dict.as_ref().or(adopt);
@@ -90,7 +90,7 @@ pub fn write_compacted(
         let mut offset = first_block as u64;
         let mut metas = Vec::with_capacity(seg.blocks().len());
         for meta in seg.blocks() {
-            if cancel.load(Ordering::Relaxed) {
+            if !keep_going() {
                 return Ok(false);
             }
             // Decoding checks the CRCs, the framing and the directory, so a
