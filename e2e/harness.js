@@ -89,10 +89,20 @@ export async function startServer({ bin }, { data, config } = {}) {
     dir,
     data: dataDir,
     log: () => log,
+    // SIGTERM, and SIGKILL after 20 s: a server that does not stop fails
+    // the run rather than hanging it.
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', () => r(true)));
+      child.kill('SIGTERM');
+      let timer;
+      const late = new Promise((r) => { timer = setTimeout(() => r(false), 20000); });
+      const stopped = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (!stopped) {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`server did not stop on SIGTERM within 20 s: ${log}`);
       }
     },
     cleanup() { rmSync(dir, { recursive: true, force: true }); },

@@ -213,6 +213,8 @@ test('a detail opens by click and by keyboard, with a permanent link', async () 
 
 test('export downloads the current filter as CSV', async (t) => {
   const probe = await fetch(`${server.base}/v1/export?format=csv`);
+  // Not read: an open export would hold the server's shutdown up.
+  await probe.body?.cancel();
   if (probe.status === 404) { t.skip('GET /v1/export is not on this server yet'); return; }
   const p = await page();
   await p.goto(`${server.base}/?range=all&q=${encodeURIComponent("action_name = 'e2e.marker'")}`);

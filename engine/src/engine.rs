@@ -428,6 +428,14 @@ impl Compactor {
         self.cv.notify_all();
     }
 
+    /// Whether the compaction thread is alive.
+    fn running(&self) -> bool {
+        self.thread
+            .lock()
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
     /// Cancels the compaction in progress (it stops within a block) and
     /// waits for the thread to end.
     fn stop(&self) {
@@ -1319,11 +1327,14 @@ impl Engine {
 
     /// Waits until every sealed segment queued for compaction is done (for
     /// benchmarks and tests; compaction otherwise runs on its own).
+    /// Returns at once when no compaction thread runs (it could not be
+    /// started, or it died): nothing would ever empty the queue.
     pub fn wait_compacted(&self) {
         let c = &self.inner.compactor;
         let mut work = c.work.lock();
-        while !work.queue.is_empty() || work.busy {
-            c.cv.wait(&mut work);
+        while (!work.queue.is_empty() || work.busy) && c.running() {
+            // Timed, so that a thread that dies (a bug) is noticed too.
+            c.cv.wait_for(&mut work, Duration::from_millis(100));
         }
     }
 
@@ -1961,5 +1972,40 @@ mod gate_tests {
         assert!(gate.full_within(window), "still recent after leaving");
         std::thread::sleep(window * 3);
         assert!(!gate.full_within(window), "the mark fades");
+    }
+}
+
+#[cfg(test)]
+mod compactor_tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::testing::SimFs;
+    use crate::types::SegmentId;
+    use crate::{Engine, EngineConfig};
+
+    /// Work left queued with no thread to do it (it died, or never
+    /// started) must not make `wait_compacted` wait for ever.
+    #[test]
+    fn waiting_for_compaction_ends_when_no_thread_runs() {
+        let (e, _) = Engine::open_with(
+            Arc::new(SimFs::new()),
+            Path::new("/d"),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        let c = e.inner.compactor.clone();
+        assert!(c.running());
+        c.stop();
+        assert!(!c.running());
+        c.push(SegmentId(999));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = e.clone();
+        std::thread::spawn(move || {
+            waiter.wait_compacted();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("wait_compacted did not return within 30 s");
     }
 }

@@ -118,7 +118,13 @@ proptest! {
                 Op::Drop(_) => unreachable!("this property has no drops"),
             }
         }
-        while !poll(&engine, &mut pos, 4, &mut seen) {}
+        // Bounded, so that a feed that never reaches its end fails here
+        // instead of spinning.
+        let mut rounds = 0;
+        while !poll(&engine, &mut pos, 4, &mut seen) {
+            rounds += 1;
+            prop_assert!(rounds < 100_000, "the feed never reached its end");
+        }
         let oracle: Vec<EventId> = all_events(&engine)
             .into_iter()
             .filter(|e| filter.as_ref().is_none_or(|f| f.matches(&e.value().unwrap())))
@@ -202,7 +208,13 @@ proptest! {
         if matches(&sentinel) {
             acked.extend(out.iter().map(|o| o.id));
         }
-        while !poll(&engine, &mut pos, 4, &mut seen) {}
+        // Bounded, so that a feed that never reaches its end fails here
+        // instead of spinning.
+        let mut rounds = 0;
+        while !poll(&engine, &mut pos, 4, &mut seen) {
+            rounds += 1;
+            prop_assert!(rounds < 100_000, "the feed never reached its end");
+        }
         let mut unique = seen.clone();
         unique.sort();
         unique.dedup();

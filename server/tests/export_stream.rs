@@ -19,8 +19,13 @@ fn start(data: &Path) -> Server {
     Server::start_with(data, &["--key", key.to_str().unwrap()])
 }
 
+/// A request stalled for a minute fails the test rather than hanging it
+/// (the timeout applies to each read, so a tail's keep-alives hold it open).
 fn client() -> Client {
-    Client::builder().timeout(None).build().unwrap()
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// Events with hard cells (commas, quotes, newlines, unicode), several
@@ -503,8 +508,17 @@ fn pull_never_misses_or_repeats_with_concurrent_back_dated_ingest() {
         poll(&mut plain_cursor, "", "13", &mut unfiltered);
     }
     let written = writer.join().unwrap();
-    while poll(&mut cursor, filter, "7", &mut seen) > 0 {}
-    while poll(&mut plain_cursor, "", "13", &mut unfiltered) > 0 {}
+    let drain = |poll_once: &mut dyn FnMut() -> usize| {
+        // Bounded: a feed that never ends fails instead of spinning.
+        for _ in 0..100_000 {
+            if poll_once() == 0 {
+                return;
+            }
+        }
+        panic!("the pull never reached its end");
+    };
+    drain(&mut || poll(&mut cursor, filter, "7", &mut seen));
+    drain(&mut || poll(&mut plain_cursor, "", "13", &mut unfiltered));
     // Every event exactly once.
     let mut sorted = unfiltered.clone();
     sorted.sort();
@@ -527,7 +541,7 @@ fn pull_never_misses_or_repeats_with_concurrent_back_dated_ingest() {
     // One pull from the start gives the same arrival order.
     let mut fresh = String::new();
     let mut again = Vec::new();
-    while poll(&mut fresh, "", "10000", &mut again) > 0 {}
+    drain(&mut || poll(&mut fresh, "", "10000", &mut again));
     assert_eq!(again, unfiltered);
 }
 
@@ -881,6 +895,8 @@ fn a_streamed_export_cut_short_has_no_manifest() {
     }
     let addr = s.base.trim_start_matches("http://").to_string();
     let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         sock,
         "GET /v1/export?format=ndjson HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"

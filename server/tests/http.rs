@@ -324,11 +324,25 @@ fn tokens_roles_and_the_open_paths() {
 #[test]
 fn refuses_to_listen_beyond_loopback_without_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_auditlog"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auditlog"))
         .args(["serve", "--listen", "0.0.0.0:0", "--data"])
         .arg(dir.path().join("data"))
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Bounded: a server that wrongly starts serving fails the test rather
+    // than running for ever.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve kept running on 0.0.0.0 without tokens");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("beyond loopback"));
 }
@@ -540,12 +554,18 @@ fn sigterm_during_ingest_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::start(&dir.path().join("data"));
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // Set once the server has exited: a later server on the same port (another
+    // test's) must not keep these clients going.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|client| {
-            let (base, acked) = (s.base.clone(), acked.clone());
+            let (base, acked, stop) = (s.base.clone(), acked.clone(), stop.clone());
             std::thread::spawn(move || {
                 let c = Client::new();
                 for batch in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
                     let body: String = (0..200)
                         .map(|i| format!("{}\n", json!({"action_name": "load", "actor": {"type": "client", "id": format!("{client}-{batch}-{i}")}})))
                         .collect();
@@ -577,6 +597,7 @@ fn sigterm_during_ingest_loses_no_acknowledged_event() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let (_, graceful) = s.terminate();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(graceful, "graceful exit, code 0");
     for c in clients {
         c.join().unwrap();

@@ -4,7 +4,9 @@
 //! repeated streamed exports and `PUT /v1/settings/retention` toggles
 //! (0 <-> 10 years, so nothing is dropped). Checked:
 //! - no request hangs more than 30 s (a watchdog kills the server and
-//!   fails the test);
+//!   fails the test), and tail and pull see the last event within
+//!   [`SENTINEL_WAIT`] of posting it: the test ends, pass or fail,
+//!   never hangs;
 //! - every ingest is answered 201;
 //! - a paging run never repeats an event and every page is sorted;
 //! - tail and pull never repeat an event, and both see every acknowledged
@@ -31,6 +33,15 @@ use reqwest::blocking::Client;
 use serde_json::Value;
 
 const HANG: Duration = Duration::from_secs(30);
+/// How long tail and pull may take to deliver the last event once it is
+/// acknowledged. Tail lags a commit by a poll (100 ms), pull by its own
+/// 20 ms wait; this is generous for a loaded CI machine. A tail kept open by
+/// keep-alive comments would otherwise wait for ever on an event it missed.
+const SENTINEL_WAIT: Duration = Duration::from_secs(60);
+/// The last event's actor id. Tail and pull know the last event by its
+/// content, not by the id its POST returns: they may well receive it before
+/// the poster has read that answer (a race that once hung CI for an hour).
+const SENTINEL: &str = "sentinel";
 const ACCESS_FILTER: &str = "environment.id = 'auditlog'";
 
 /// What each worker is waiting for, and since when: the watchdog's view.
@@ -56,10 +67,68 @@ struct Ctx {
     base: String,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<HashSet<String>>>,
-    /// The id of the last event, posted after every ingester stopped: tail
-    /// and pull read until they see it (arrival order: all acked before it).
-    sentinel: Arc<OnceLock<String>>,
+    /// When the last event (actor [`SENTINEL`]) was posted, after every
+    /// ingester stopped: tail and pull read until they see it (arrival
+    /// order: all acked before it).
+    sentinel_posted: Arc<OnceLock<Instant>>,
     watch: Watch,
+}
+
+impl Ctx {
+    /// Fails `who` (tail or pull) when the sentinel was posted more than
+    /// [`SENTINEL_WAIT`] ago, with what the server says about it.
+    fn check_not_overdue(&self, who: &str, seen: usize, cursor: Option<&str>) {
+        let Some(at) = self.sentinel_posted.get() else {
+            return;
+        };
+        if at.elapsed() < SENTINEL_WAIT {
+            return;
+        }
+        panic!(
+            "{who} has not delivered the last event {SENTINEL_WAIT:?} after it was posted \
+             ({seen} events seen, at cursor {cursor:?}); {}",
+            self.where_is_sentinel()
+        );
+    }
+
+    /// Whether a fresh pull from the start finds the sentinel.
+    fn where_is_sentinel(&self) -> String {
+        let c = harness::client();
+        let mut cursor: Option<String> = None;
+        let mut pulled = 0usize;
+        let found = loop {
+            if pulled > 10_000_000 {
+                break format!("the feed did not end within {pulled} events");
+            }
+            let mut q = vec![("limit", "1000".to_owned())];
+            if let Some(cur) = &cursor {
+                q.push(("cursor", cur.clone()));
+            }
+            let page = match c.get(format!("{}/v1/pull", self.base)).query(&q).send() {
+                Ok(r) => harness::answer(r).1,
+                Err(e) => break format!("pull failed: {e}"),
+            };
+            let Some(events) = page["events"].as_array() else {
+                break format!("pull answered {page}");
+            };
+            if events.is_empty() {
+                break format!("no sentinel among {pulled} events");
+            }
+            if let Some(at) = events.iter().position(is_sentinel) {
+                break format!("the sentinel is event {} of the feed", pulled + at);
+            }
+            pulled += events.len();
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break format!("a page without next_cursor: {page}"),
+            }
+        };
+        format!("a fresh pull from the start: {found}")
+    }
+}
+
+fn is_sentinel(e: &Value) -> bool {
+    e["actor"]["id"] == SENTINEL
 }
 
 fn no_timeout_client() -> Client {
@@ -112,7 +181,8 @@ fn pager(ctx: Ctx) -> usize {
         let order = if runs % 2 == 0 { "oldest" } else { "newest" };
         let mut seen = HashSet::new();
         let mut cursor: Option<String> = None;
-        loop {
+        for page_no in 0.. {
+            assert!(page_no < 1_000_000, "order={order}: paging never ended");
             let limit = rng.usize(1..300).to_string();
             let mut q = vec![("limit", limit), ("order", order.to_owned())];
             if let Some(cur) = &cursor {
@@ -158,18 +228,26 @@ fn pager(ctx: Ctx) -> usize {
 /// `GET /v1/tail` from before the first ingest to the sentinel.
 fn tail(ctx: Ctx, ready: std::sync::mpsc::Sender<()>) -> HashSet<String> {
     let c = no_timeout_client();
-    let r = c.get(format!("{}/v1/tail", ctx.base)).send().unwrap();
+    let r = ctx.watch.during("tail", "GET /v1/tail (headers)", || {
+        c.get(format!("{}/v1/tail", ctx.base)).send().unwrap()
+    });
     assert_eq!(r.status().as_u16(), 200);
     ready.send(()).unwrap();
     let mut lines = BufReader::new(r).lines();
     let mut seen = HashSet::new();
     let (mut event, mut data) = (String::new(), String::new());
+    let mut last_id: Option<String> = None;
     loop {
+        // Keep-alive comments (every 15 s) bring the loop here even when
+        // nothing else comes.
+        ctx.check_not_overdue("tail", seen.len(), last_id.as_deref());
         let line = ctx
             .watch
             .during("tail", "GET /v1/tail (next line)", || lines.next());
         let line = line.expect("tail ended early").unwrap();
-        if let Some(v) = line.strip_prefix("event:") {
+        if let Some(v) = line.strip_prefix("id:") {
+            last_id = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("event:") {
             event = v.trim().to_owned();
         } else if let Some(v) = line.strip_prefix("data:") {
             if !data.is_empty() {
@@ -183,7 +261,7 @@ fn tail(ctx: Ctx, ready: std::sync::mpsc::Sender<()>) -> HashSet<String> {
                     let e: Value = serde_json::from_str(&data).unwrap();
                     let id = e["id"].as_str().unwrap().to_owned();
                     assert!(seen.insert(id.clone()), "tail repeated {id}");
-                    if ctx.sentinel.get() == Some(&id) {
+                    if is_sentinel(&e) {
                         return seen;
                     }
                 }
@@ -201,6 +279,7 @@ fn pull(ctx: Ctx) -> HashSet<String> {
     let mut seen = HashSet::new();
     let mut cursor: Option<String> = None;
     loop {
+        ctx.check_not_overdue("pull", seen.len(), cursor.as_deref());
         let mut q = vec![("limit", "500".to_owned())];
         if let Some(cur) = &cursor {
             q.push(("cursor", cur.clone()));
@@ -219,7 +298,7 @@ fn pull(ctx: Ctx) -> HashSet<String> {
         let mut done = false;
         for e in events {
             let id = e["id"].as_str().unwrap().to_owned();
-            done |= ctx.sentinel.get() == Some(&id);
+            done |= is_sentinel(e);
             assert!(seen.insert(id.clone()), "pull repeated {id}");
         }
         if done {
@@ -305,7 +384,7 @@ fn everything_at_once_keeps_every_invariant() {
         base: s.base.clone(),
         stop: Arc::new(AtomicBool::new(false)),
         acked: Arc::default(),
-        sentinel: Arc::default(),
+        sentinel_posted: Arc::default(),
         watch: Watch::default(),
     };
 
@@ -379,11 +458,11 @@ fn everything_at_once_keeps_every_invariant() {
     let toggles = join(retention_h, &mut panics);
     let sentinel_ok = hung.lock().unwrap().is_none() && panics.is_empty();
     if sentinel_ok {
-        let (status, v) = harness::post(&s, "application/x-ndjson", harness::event("sentinel", 0));
+        ctx.sentinel_posted.set(Instant::now()).unwrap();
+        let (status, v) = harness::post(&s, "application/x-ndjson", harness::event(SENTINEL, 0));
         assert_eq!(status, 201, "{v}");
         let id = ids_of(&v).remove(0);
-        ctx.acked.lock().unwrap().insert(id.clone());
-        ctx.sentinel.set(id).unwrap();
+        ctx.acked.lock().unwrap().insert(id);
     } else {
         // Tail and pull end with the server.
         s.kill_now();
