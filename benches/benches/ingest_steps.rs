@@ -7,7 +7,8 @@
 //! events).
 
 use auditlog_benches::ndjson_batches;
-use auditlog_engine::event::{ndjson_lines, prepare_event, EventLimits, PreparedEvent};
+use auditlog_engine::event::{ndjson_lines, prepare_event, EventLimits, IndexKeys, PreparedEvent};
+use auditlog_engine::index::BatchKeys;
 use auditlog_engine::integrity::chain::leaf_hash;
 use auditlog_engine::segment::block::encode_blocks;
 use auditlog_engine::segment::dict::Dictionary;
@@ -69,6 +70,18 @@ fn ingest_steps(c: &mut Criterion) {
             })
         });
     }
+    // Not one of the floor's three steps: grouping the batch's index keys
+    // by value, which appenders do before the commit (Session 5).
+    group.bench_function("group_index_keys", |b| {
+        b.iter(|| {
+            i += 1;
+            let keys: Vec<&IndexKeys> = prepared[i % prepared.len()]
+                .iter()
+                .map(|e| &e.keys)
+                .collect();
+            BatchKeys::group(&keys)
+        })
+    });
     group.finish();
 }
 

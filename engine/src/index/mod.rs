@@ -179,38 +179,58 @@ impl Held<'_> {
 /// for, looks each distinct value up once instead of once per event.
 #[derive(Debug, Default, Clone)]
 pub struct BatchKeys {
-    /// Per field: positions in the batch, sorted by (value, position).
+    /// Per field: positions in the batch, grouped by value (the groups in
+    /// order of first appearance), ascending within a group.
     order: [Vec<u32>; 4],
-    /// Per field: where each run of one value ends in `order`.
+    /// Per field: where each group ends in `order`.
     run_ends: [Vec<u32>; 4],
 }
 
 impl BatchKeys {
+    /// One hash per key and a counting sort: sorting the keys as strings
+    /// instead took about 2% of ingest CPU (docs/PERFORMANCE.md, "Session 5").
     pub fn group(keys: &[&IndexKeys]) -> BatchKeys {
         let mut grouped = BatchKeys::default();
-        let mut pairs: Vec<(&str, u32)> = Vec::with_capacity(keys.len());
+        let mut group_ids: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut group_of: Vec<u32> = Vec::with_capacity(keys.len());
+        let mut sizes: Vec<u32> = Vec::new();
         for field in IndexedField::ALL {
-            pairs.clear();
-            pairs.extend(keys.iter().zip(0u32..).map(|(k, i)| (field.key(k), i)));
-            // Positions are distinct, so the pairs are too: an unstable
-            // sort still leaves each run in ascending position.
-            pairs.sort_unstable();
-            let mut ends = Vec::new();
-            for (i, pair) in pairs.windows(2).enumerate() {
-                if let [(a, _), (b, _)] = pair {
-                    if a != b {
-                        ends.push(i as u32 + 1);
-                    }
+            group_ids.clear();
+            group_of.clear();
+            sizes.clear();
+            for k in keys {
+                let fresh = sizes.len() as u32;
+                let g = *group_ids.entry(field.key(k)).or_insert(fresh);
+                if g == fresh {
+                    sizes.push(0);
                 }
+                if let Some(size) = sizes.get_mut(g as usize) {
+                    *size += 1;
+                }
+                group_of.push(g);
             }
-            if !pairs.is_empty() {
-                ends.push(pairs.len() as u32);
+            let mut ends = Vec::with_capacity(sizes.len());
+            let mut next_free = Vec::with_capacity(sizes.len());
+            let mut total = 0u32;
+            for &size in &sizes {
+                next_free.push(total);
+                total += size;
+                ends.push(total);
+            }
+            let mut order = vec![0u32; keys.len()];
+            for (position, &g) in (0u32..).zip(&group_of) {
+                if let Some(free) = next_free.get_mut(g as usize) {
+                    if let Some(slot) = order.get_mut(*free as usize) {
+                        *slot = position;
+                    }
+                    *free += 1;
+                }
             }
             let slot = field.slot();
             if let (Some(o), Some(e)) =
                 (grouped.order.get_mut(slot), grouped.run_ends.get_mut(slot))
             {
-                *o = pairs.iter().map(|&(_, i)| i).collect();
+                *o = order;
                 *e = ends;
             }
         }
