@@ -229,29 +229,30 @@ impl HeadSegment {
         // events arrived was 3-4% of the server's CPU under ingest, and it
         // faulted in fresh pages each time.
         let order = Arc::make_mut(&mut cached);
-        // Events arrive mostly in time order: only the entries that sort
-        // after the first fresh one are merged again.
-        let split = match fresh.first() {
-            Some(&first) => {
-                let key = st.key(first);
-                order.partition_point(|&o| st.key(o) <= key)
-            }
-            None => order.len(),
-        };
-        let tail = order.split_off(split);
-        order.reserve(tail.len() + fresh.len());
-        let (mut i, mut j) = (0, 0);
-        while let (Some(&x), Some(&y)) = (tail.get(i), fresh.get(j)) {
-            if st.key(x) <= st.key(y) {
-                order.push(x);
-                i += 1;
-            } else {
-                order.push(y);
-                j += 1;
+        // Merged from the back: events arrive mostly in time order, so
+        // only the entries that sort after the oldest fresh one move, each
+        // once, and nothing else is copied.
+        let mut i = order.len();
+        let mut j = fresh.len();
+        order.resize(i + j, 0);
+        let mut k = order.len();
+        while let Some(&y) = j.checked_sub(1).and_then(|at| fresh.get(at)) {
+            let x = i.checked_sub(1).and_then(|at| order.get(at)).copied();
+            let value = match x {
+                Some(x) if st.key(x) > st.key(y) => {
+                    i -= 1;
+                    x
+                }
+                _ => {
+                    j -= 1;
+                    y
+                }
+            };
+            k -= 1;
+            if let Some(slot) = order.get_mut(k) {
+                *slot = value;
             }
         }
-        order.extend_from_slice(tail.get(i..).unwrap_or_default());
-        order.extend_from_slice(fresh.get(j..).unwrap_or_default());
         cached.clone()
     }
 
