@@ -12,7 +12,7 @@ use auditlog_engine::index::BatchKeys;
 use auditlog_engine::integrity::chain::leaf_hash;
 use auditlog_engine::segment::block::encode_blocks;
 use auditlog_engine::segment::dict::Dictionary;
-use auditlog_engine::{EngineConfig, Timestamp};
+use auditlog_engine::{BlockCodec, EngineConfig, Timestamp};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn prepare(body: &[u8]) -> Vec<PreparedEvent> {
@@ -56,14 +56,19 @@ fn ingest_steps(c: &mut Criterion) {
                 .collect::<Vec<_>>()
         })
     });
-    for level in [cfg.compression_level, 1] {
-        group.bench_function(format!("compress_level{level}"), |b| {
+    let codecs = [
+        ("compress_lz4", BlockCodec::Lz4),
+        ("compress_level3", BlockCodec::Zstd { level: 3 }),
+        ("compress_level1", BlockCodec::Zstd { level: 1 }),
+    ];
+    for (name, codec) in codecs {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
                 encode_blocks(
                     &prepared[i % prepared.len()],
                     cfg.block_bytes,
-                    level,
+                    codec,
                     Some(&dict),
                 )
                 .unwrap()

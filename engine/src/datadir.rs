@@ -52,6 +52,14 @@ impl DataDir {
                                auditlog release that wrote them and ingest them into a new store",
                     });
                 }
+                if version < FORMAT_VERSION {
+                    // Raised before this build writes a file of the newer
+                    // version: an older build then refuses the whole store
+                    // at this file instead of quarantining every new
+                    // segment it cannot read.
+                    fs.write_atomic(&store_path, &encode_store(&id))
+                        .map_err(|e| Error::io(&store_path, e))?;
+                }
                 id
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -187,7 +195,7 @@ pub fn read_store_id(fs: &dyn FileSystem, root: &Path) -> Result<[u8; 16]> {
             path,
             found: version,
             supported: FORMAT_VERSION,
-            hint: "this build verifies version 2 stores only",
+            hint: "this build verifies version 2 and 3 stores only",
         });
     }
     Ok(id)

@@ -33,7 +33,7 @@ use crate::integrity::notary::{tombstone_for, write_tombstone, Notary};
 use crate::integrity::proof::EventProof;
 use crate::integrity::tombstone;
 use crate::io::{FileSystem, StdFs};
-use crate::segment::block::{encode_blocks, EncodedBlock};
+use crate::segment::block::{encode_blocks, BlockCodec, EncodedBlock};
 use crate::segment::dict::{DictStore, Dictionary};
 use crate::segment::format::SegmentHeader;
 use crate::segment::head::{new_header, BatchToWrite, HeadWriter};
@@ -69,8 +69,9 @@ pub struct EngineConfig {
     pub max_segment_raw_bytes: u64,
     /// Target uncompressed size of one block.
     pub block_bytes: usize,
-    /// zstd level for blocks.
-    pub compression_level: i32,
+    /// How blocks are compressed at ingest; `None` (the default) chooses
+    /// from `compact_level`: see [`EngineConfig::ingest_codec`].
+    pub ingest_codec: Option<BlockCodec>,
     pub limits: EventLimits,
     /// Largest batch one append may carry.
     pub max_batch_events: usize,
@@ -88,9 +89,9 @@ pub struct EngineConfig {
     pub bitmap_cache_bytes: u64,
     /// zstd level at which sealed segments are compressed again, in the
     /// background at low CPU priority (docs/FORMAT.md §4, "Compaction");
-    /// 0 never does it. Ingest compresses at `compression_level`, which
-    /// must keep up with appends; compaction spends more CPU once per
-    /// segment to make it smaller for the rest of its life.
+    /// 0 never does it. Ingest compresses with a fast codec, which must
+    /// keep up with appends; compaction spends more CPU once per segment to
+    /// make it smaller for the rest of its life.
     pub compact_level: i32,
     /// Keep the hash chain (docs/INTEGRITY.md). Always on in real use; the
     /// switch exists only to measure what chaining costs on ingest.
@@ -112,7 +113,7 @@ impl Default for EngineConfig {
             max_segment_events: 1_000_000,
             max_segment_raw_bytes: 1 << 30,
             block_bytes: 16 << 10,
-            compression_level: 3,
+            ingest_codec: None,
             limits: EventLimits::default(),
             max_batch_events: 100_000,
             dictionary: true,
@@ -125,6 +126,20 @@ impl Default for EngineConfig {
             signing_key: None,
             checkpoint_export: None,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The codec ingest compresses blocks with: the one set, or else LZ4
+    /// while compaction is on (it compresses every sealed segment again
+    /// with zstd and the dictionary) and zstd level 3 when it is off, so
+    /// that a store never compacted is not left at LZ4's size.
+    pub fn ingest_codec(&self) -> BlockCodec {
+        self.ingest_codec.unwrap_or(if self.compact_level > 0 {
+            BlockCodec::Lz4
+        } else {
+            BlockCodec::Zstd { level: 3 }
+        })
     }
 }
 
@@ -872,7 +887,7 @@ impl Engine {
         dict: Option<&Dictionary>,
     ) -> Result<PreparedBatch> {
         let cfg = &self.inner.cfg;
-        let blocks = encode_blocks(&events, cfg.block_bytes, cfg.compression_level, dict)
+        let blocks = encode_blocks(&events, cfg.block_bytes, cfg.ingest_codec(), dict)
             .map_err(|e| Error::io(&self.inner.dir.segments, e))?;
         let leaves = if cfg.hash_chain {
             events.iter().map(|e| leaf_hash(&e.json)).collect()

@@ -36,4 +36,5 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use event::{EventError, EventLimits, PreparedEvent, StoredEvent};
+pub use segment::block::BlockCodec;
 pub use types::{EventId, Order, SegmentId, TimeRange, Timestamp};

@@ -5,10 +5,11 @@
 mod common;
 
 use auditlog_engine::query::parse_filter;
+use auditlog_engine::segment::format::{CODEC_LZ4, CODEC_ZSTD};
 use auditlog_engine::segment::SegmentView;
 use auditlog_engine::testing::gen::{EventGenerator, GenConfig};
 use auditlog_engine::testing::SimFs;
-use auditlog_engine::{EngineConfig, StoredEvent, TimeRange};
+use auditlog_engine::{BlockCodec, EngineConfig, StoredEvent, TimeRange};
 use common::{open_sim, open_sim_report};
 
 fn config(compact_level: i32) -> EngineConfig {
@@ -29,10 +30,14 @@ fn all(engine: &auditlog_engine::Engine) -> Vec<StoredEvent> {
 }
 
 /// A store of 2,000 generated events in several sealed segments, written
-/// without compaction.
+/// without compaction (so with zstd at ingest).
 fn store() -> (SimFs, Vec<StoredEvent>) {
+    store_with(config(0))
+}
+
+fn store_with(cfg: EngineConfig) -> (SimFs, Vec<StoredEvent>) {
     let fs = SimFs::new();
-    let engine = open_sim(&fs, config(0));
+    let engine = open_sim(&fs, cfg);
     let mut gen = EventGenerator::new(GenConfig::default());
     for _ in 0..10 {
         let batch: Vec<String> = (0..200).map(|_| gen.next_event().to_string()).collect();
@@ -54,6 +59,50 @@ fn sealed(engine: &auditlog_engine::Engine) -> Vec<(bool, u64)> {
             SegmentView::Head { .. } => None,
         })
         .collect()
+}
+
+/// The codec of every block of every sealed segment, as its header says.
+fn sealed_codecs(engine: &auditlog_engine::Engine) -> Vec<u8> {
+    let snap = engine.snapshot();
+    let mut codecs = Vec::new();
+    for view in &snap.segments {
+        if let SegmentView::Sealed { seg, .. } = view {
+            for meta in seg.blocks() {
+                codecs.push(view.block_header(meta).unwrap().codec);
+            }
+        }
+    }
+    codecs
+}
+
+#[test]
+fn compaction_turns_lz4_blocks_into_smaller_zstd_ones() {
+    let (fs, events) = store_with(EngineConfig {
+        ingest_codec: Some(BlockCodec::Lz4),
+        ..config(0)
+    });
+    let uncompacted = open_sim(&fs, config(0));
+    let codecs = sealed_codecs(&uncompacted);
+    assert!(
+        codecs.len() > 10 && codecs.iter().all(|&c| c == CODEC_LZ4),
+        "{codecs:?}"
+    );
+    let before = sealed(&uncompacted);
+    drop(uncompacted);
+    // Compaction on: ingest's default codec is then LZ4 as well.
+    assert_eq!(config(9).ingest_codec(), BlockCodec::Lz4);
+    let engine = open_sim(&fs, config(9));
+    engine.wait_compacted();
+    let codecs = sealed_codecs(&engine);
+    assert!(codecs.iter().all(|&c| c == CODEC_ZSTD), "{codecs:?}");
+    let after = sealed(&engine);
+    let total = |v: &[(bool, u64)]| v.iter().map(|(_, l)| l).sum::<u64>();
+    assert!(
+        total(&after) * 10 < total(&before) * 7,
+        "zstd with a dictionary should take a third off LZ4: {before:?} -> {after:?}"
+    );
+    assert_eq!(all(&engine), events);
+    assert!(engine.verify().is_empty());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use auditlog_engine::integrity::verify::{verify_store, ProblemKind, VerifyOption
 use auditlog_engine::io::StdFs;
 use auditlog_engine::segment::format::SegmentHeader;
 use auditlog_engine::testing::forge;
-use auditlog_engine::{Engine, EngineConfig, Error, SegmentId, Timestamp};
+use auditlog_engine::{Engine, EngineConfig, Error, SegmentId, TimeRange, Timestamp};
 
 struct Store {
     _tmp: tempfile::TempDir,
@@ -518,4 +518,28 @@ fn after_losing_the_newest_segment_new_events_continue_past_the_checkpoint() {
     let r = store.verify(&[]);
     assert!(r.ok(), "{:#?}", r.problems);
     assert_eq!(r.chain.position, 121);
+}
+
+#[test]
+fn a_version_2_store_is_read_and_marked_version_3_before_anything_is_written() {
+    let store = build(false);
+    let path = store.data.join("STORE");
+    let set_version = |v: u16| {
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..10].copy_from_slice(&v.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..28]);
+        bytes[28..32].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+    };
+    let version = || u16::from_le_bytes(std::fs::read(&path).unwrap()[8..10].try_into().unwrap());
+    assert_eq!(version(), 3, "new stores are version 3");
+    set_version(2);
+    let before = store.segments().len();
+    let engine = store.open();
+    // An older build, which refuses version 3 stores as a whole, now stops
+    // at this file instead of meeting segments it cannot read.
+    assert_eq!(version(), 3);
+    assert_eq!(engine.snapshot().count(None, TimeRange::ALL).unwrap(), 120);
+    engine.close().unwrap();
+    assert_eq!(store.segments().len(), before, "nothing was set aside");
 }

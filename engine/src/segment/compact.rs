@@ -1,14 +1,14 @@
 //! Compaction: rewriting a sealed segment with its blocks compressed again
 //! at a higher zstd level, off the commit path.
 //!
-//! Ingest compresses at a fast level so that two cores keep up with
-//! appends; a sealed segment never changes again, so a background pass can
-//! spend more CPU once to make it smaller for the rest of its life. The new
-//! file has the same header (but for the dictionary it may adopt), the
-//! same blocks (same events, boundaries,
-//! ordinals and chain values; only each payload's compressed bytes, length
-//! and CRC change), the same sections except the block directory (new
-//! offsets), and one more optional section recording the compaction.
+//! Ingest compresses with a fast codec (LZ4 by default) so that two cores
+//! keep up with appends; a sealed segment never changes again, so a
+//! background pass can spend more CPU once to make it smaller for the rest
+//! of its life. The new file has the same header (but for the dictionary it
+//! may adopt), the same blocks (same events, boundaries, ordinals and chain
+//! values; only each payload's codec, compressed bytes, length and CRC
+//! change), the same sections except the block directory (new offsets), and
+//! one more optional section recording the compaction.
 //!
 //! Owns: producing the new file next to the old one and syncing it.
 //! Must never: touch the live file (the engine renames the new one over it
@@ -21,7 +21,8 @@ use crate::io::FileSystem;
 use crate::segment::block::compress_payload;
 use crate::segment::dict::Dictionary;
 use crate::segment::format::{
-    self, BlockHeader, BlockMeta, SectionKind, SegmentHeader, BLOCK_HEADER_LEN, SECTION_COMPACTED,
+    self, BlockHeader, BlockMeta, SectionKind, SegmentHeader, BLOCK_HEADER_LEN, CODEC_ZSTD,
+    SECTION_COMPACTED,
 };
 use crate::segment::sealed::SealedSegment;
 
@@ -108,6 +109,7 @@ pub fn write_compacted(
             // header now names one for all of them.
             let compressed_len = if adopt.is_some() || packed.len() < meta.compressed_len as usize {
                 let header = BlockHeader {
+                    codec: CODEC_ZSTD,
                     compressed_len: packed.len() as u32,
                     payload_crc: format::crc32(&packed),
                     ..header
@@ -165,7 +167,7 @@ pub fn write_compacted(
         entries.push(format::section_entry(SECTION_COMPACTED, offset, &record));
         offset += record.len() as u64;
         buf.extend_from_slice(&record);
-        buf.extend_from_slice(&format::encode_footer(offset, &entries));
+        buf.extend_from_slice(&format::encode_footer(offset, &entries, seg.header.version));
         out.append(&buf).map_err(io)?;
         out.sync_data().map_err(io)?;
         Ok(true)

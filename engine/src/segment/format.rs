@@ -16,7 +16,9 @@ pub const BLOCK_MAGIC: u32 = 0x4B4C_4241; // "ABLK"
 /// `MIN_READ_VERSION..=FORMAT_VERSION`. Version 2 added the hash chain
 /// (segment header fields, chain values in blocks and facts); version 1
 /// stores are refused with a clear error rather than read without a chain.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 3 added the LZ4 block codec ([`CODEC_LZ4`]); nothing else
+/// changed, so version 2 files are read as they are.
+pub const FORMAT_VERSION: u16 = 3;
 pub const MIN_READ_VERSION: u16 = 2;
 
 pub const HEADER_LEN: usize = 112;
@@ -42,6 +44,9 @@ pub const ID_ENTRY_LEN: usize = 8;
 pub const FLAG_BATCH_END: u16 = 1;
 /// Block codec: payload is one zstd frame. (0 would mean stored raw.)
 pub const CODEC_ZSTD: u8 = 1;
+/// Block codec: payload is one LZ4 block (no frame, no dictionary), the
+/// fast codec of ingest; compaction turns it into zstd. Since version 3.
+pub const CODEC_LZ4: u8 = 2;
 pub use crate::integrity::chain::{CHAIN_NONE, CHAIN_SHA256};
 
 fn crc(bytes: &[u8]) -> u32 {
@@ -116,7 +121,7 @@ impl SegmentHeader {
         // shorter and would otherwise look damaged instead of old.
         let version = u16_at(h, 8).ok_or("header")?;
         if !(MIN_READ_VERSION..=FORMAT_VERSION).contains(&version) {
-            return Err("unsupported segment format version (this build reads version 2 only)");
+            return Err("unsupported segment format version (this build reads versions 2 and 3)");
         }
         let crc_at = HEADER_LEN - 4;
         if u32_at(h, crc_at) != Some(crc(h.get(..crc_at).unwrap_or_default())) {
@@ -203,7 +208,7 @@ impl BlockHeader {
             chain: h.get(40..72)?.try_into().ok()?,
             payload_crc: u32_at(h, 72)?,
         };
-        (header.codec == CODEC_ZSTD
+        (matches!(header.codec, CODEC_ZSTD | CODEC_LZ4)
             && header.event_count > 0
             && matches!(header.chain_algo, CHAIN_NONE | CHAIN_SHA256))
         .then_some(header)
@@ -377,7 +382,9 @@ impl Facts {
 }
 
 /// Encodes the section table and the fixed footer that ends a sealed file.
-pub fn encode_footer(table_offset: u64, sections: &[SectionEntry]) -> Vec<u8> {
+/// `version` is the segment header's: a sealed segment keeps the version it
+/// was written with, also when compaction rewrites it.
+pub fn encode_footer(table_offset: u64, sections: &[SectionEntry], version: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(sections.len() * SECTION_ENTRY_LEN + FOOTER_LEN);
     for s in sections {
         out.extend_from_slice(&s.kind.to_le_bytes());
@@ -389,7 +396,7 @@ pub fn encode_footer(table_offset: u64, sections: &[SectionEntry]) -> Vec<u8> {
     let tail_start = out.len();
     out.extend_from_slice(&table_offset.to_le_bytes());
     out.extend_from_slice(&(sections.len() as u32).to_le_bytes());
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&table_crc.to_le_bytes());
     let tail_crc = crc(out.get(tail_start..).unwrap_or_default());
@@ -588,7 +595,7 @@ mod tests {
         file.extend_from_slice(body);
         let s = section_entry(SectionKind::Facts as u32, 100, body);
         let table_offset = file.len() as u64;
-        file.extend_from_slice(&encode_footer(table_offset, &[s]));
+        file.extend_from_slice(&encode_footer(table_offset, &[s], FORMAT_VERSION));
         let got = decode_footer(&file).unwrap().unwrap();
         assert_eq!(got, vec![s]);
         assert_eq!(section_bytes(&file, &got[0]), Some(&body[..]));

@@ -622,7 +622,7 @@ fn encode_sections(
         offset += bytes.len() as u64;
         pieces.push(bytes);
     }
-    pieces.push(format::encode_footer(offset, &entries));
+    pieces.push(format::encode_footer(offset, &entries, header.version));
     pieces
 }
 

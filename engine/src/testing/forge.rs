@@ -14,7 +14,7 @@ use crate::event::{prepare_event, EventLimits};
 use crate::index::BatchKeys;
 use crate::integrity::chain::{leaf_hash, Digest32};
 use crate::io::FileSystem;
-use crate::segment::block::{decode_block, encode_blocks};
+use crate::segment::block::{decode_block, encode_blocks, BlockCodec};
 use crate::segment::dict::Dictionary;
 use crate::segment::format::{BlockHeader, BlockMeta, SegmentHeader, HEADER_LEN};
 use crate::segment::head::{BatchToWrite, HeadWriter};
@@ -89,7 +89,8 @@ pub fn write_segment(
         .iter()
         .map(|e| prepare_event(e, Timestamp::now(), &limits))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let blocks = encode_blocks(&prepared, 512, 3, dict).map_err(|e| Error::io(dir, e))?;
+    let blocks = encode_blocks(&prepared, 512, BlockCodec::Zstd { level: 3 }, dict)
+        .map_err(|e| Error::io(dir, e))?;
     let mut head = HeadWriter::create(
         &fs,
         dir,
