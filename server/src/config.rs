@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use auditlog_engine::{EngineConfig, SyncPolicy};
+use auditlog_engine::{BlockCodec, EngineConfig, SyncPolicy};
 use serde::Deserialize;
 
 use crate::tokens::{TokenEntry, TokenSet};
@@ -37,6 +37,9 @@ pub struct ServeConfig {
     /// zstd level sealed segments are compressed again at in the
     /// background (0: no compaction). See docs/FORMAT.md, "Compaction".
     pub compact_level: i32,
+    /// How blocks are compressed at ingest; `None` lets the engine choose
+    /// (LZ4 while compaction is on, zstd level 3 when it is off).
+    pub ingest_codec: Option<BlockCodec>,
 }
 
 impl Default for ServeConfig {
@@ -53,6 +56,7 @@ impl Default for ServeConfig {
             checkpoint_interval: Duration::from_secs(60),
             checkpoint_export: None,
             compact_level: EngineConfig::default().compact_level,
+            ingest_codec: None,
         }
     }
 }
@@ -65,6 +69,20 @@ pub fn parse_compact_level(level: i32) -> Result<i32, String> {
         Err(format!(
             "compact_level {level} is out of range: use 0 (no compaction) or a zstd level from 1 to 22"
         ))
+    }
+}
+
+/// An ingest codec: `auto` (the engine's choice), `lz4`, or
+/// `zstd:<level>` with a zstd level from 1 to 22.
+pub fn parse_ingest_codec(s: &str) -> Result<Option<BlockCodec>, String> {
+    let level = s.strip_prefix("zstd:").map(str::parse::<i32>);
+    match (s, level) {
+        ("auto", _) => Ok(None),
+        ("lz4", _) => Ok(Some(BlockCodec::Lz4)),
+        (_, Some(Ok(level))) if (1..=22).contains(&level) => Ok(Some(BlockCodec::Zstd { level })),
+        _ => Err(format!(
+            "unknown ingest codec {s:?}: use auto, lz4 or zstd:<level from 1 to 22>"
+        )),
     }
 }
 
@@ -91,6 +109,7 @@ impl ServeConfig {
             signing_key: Some(self.key_path()),
             checkpoint_export: self.checkpoint_export.clone(),
             compact_level: self.compact_level,
+            ingest_codec: self.ingest_codec,
             ..EngineConfig::default()
         };
         cfg.limits.max_event_bytes = self.max_event_bytes;
@@ -113,6 +132,7 @@ pub struct FileConfig {
     pub key: Option<PathBuf>,
     pub checkpoint_interval_secs: Option<u64>,
     pub compact_level: Option<i32>,
+    pub ingest_codec: Option<String>,
     pub checkpoint_export: Option<PathBuf>,
 }
 
@@ -162,6 +182,9 @@ impl ServeConfig {
         if let Some(v) = f.compact_level {
             self.compact_level = parse_compact_level(v)?;
         }
+        if let Some(v) = f.ingest_codec {
+            self.ingest_codec = parse_ingest_codec(&v)?;
+        }
         if let Some(v) = f.checkpoint_interval_secs {
             self.checkpoint_interval = Duration::from_secs(v);
         }
@@ -185,6 +208,31 @@ mod tests {
         assert_eq!(c.sync, SyncPolicy::Interval(Duration::from_millis(50)));
         assert!(c.apply_file("lisen = 1").is_err());
         assert!(parse_sync("sometimes").is_err());
+    }
+
+    #[test]
+    fn the_ingest_codec_is_auto_lz4_or_a_zstd_level() {
+        let mut c = ServeConfig::default();
+        assert_eq!(c.engine_config().ingest_codec(), BlockCodec::Lz4);
+        c.compact_level = 0;
+        assert_eq!(
+            c.engine_config().ingest_codec(),
+            BlockCodec::Zstd { level: 3 },
+            "a store never compacted is not left at LZ4's size"
+        );
+        c.apply_file("ingest_codec = \"zstd:7\"\n").unwrap();
+        assert_eq!(
+            c.engine_config().ingest_codec(),
+            BlockCodec::Zstd { level: 7 }
+        );
+        c.apply_file("ingest_codec = \"lz4\"\n").unwrap();
+        assert_eq!(c.engine_config().ingest_codec(), BlockCodec::Lz4);
+        c.apply_file("ingest_codec = \"auto\"\n").unwrap();
+        assert_eq!(c.ingest_codec, None);
+        for bad in ["zstd", "zstd:0", "zstd:23", "zstd:x", "gzip", ""] {
+            let e = parse_ingest_codec(bad).unwrap_err();
+            assert!(e.contains("use auto, lz4"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

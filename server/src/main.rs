@@ -7,7 +7,9 @@ use auditlog_engine::{Engine, Timestamp};
 use auditlog_server::api::auth::Role;
 use auditlog_server::api::{router, AppState};
 use auditlog_server::cmd::{export, ingest, integrity, open_signed, query, stats};
-use auditlog_server::config::{default_key_path, parse_compact_level, parse_sync, ServeConfig};
+use auditlog_server::config::{
+    default_key_path, parse_compact_level, parse_ingest_codec, parse_sync, ServeConfig,
+};
 use auditlog_server::live::Live;
 use auditlog_server::tokens::{generate_token, hash_token, TokenEntry, TokenSet};
 use clap::{Parser, Subcommand};
@@ -80,6 +82,11 @@ enum Command {
         /// [default: 15].
         #[arg(long)]
         compact_level: Option<i32>,
+        /// How blocks are compressed at ingest: auto (LZ4 while compaction
+        /// is on, since compaction compresses every sealed segment again;
+        /// zstd level 3 when it is off), lz4, or zstd:<level> [default: auto].
+        #[arg(long)]
+        ingest_codec: Option<String>,
     },
     /// Append NDJSON events (one JSON object per line) from a file, or - for
     /// stdin, into a data directory or to a running server (--url).
@@ -264,6 +271,7 @@ fn main() -> Result<()> {
             key,
             checkpoint_interval_secs,
             compact_level,
+            ingest_codec,
         } => {
             let mut cfg = ServeConfig::default();
             if let Some(path) = config {
@@ -292,6 +300,9 @@ fn main() -> Result<()> {
             }
             if let Some(v) = compact_level {
                 cfg.compact_level = parse_compact_level(v).map_err(anyhow::Error::msg)?;
+            }
+            if let Some(v) = ingest_codec {
+                cfg.ingest_codec = parse_ingest_codec(&v).map_err(anyhow::Error::msg)?;
             }
             serve(cfg)
         }

@@ -19,6 +19,7 @@ use auditlog_benches::{
     cpu_seconds, dir_bytes, ingest_ndjson, ndjson_batches, rss_anon_bytes, rss_bytes,
 };
 use auditlog_engine::{Engine, EngineConfig, SyncPolicy};
+use auditlog_server::config::parse_ingest_codec;
 use clap::{Parser, Subcommand};
 
 // The same allocator as the `auditlog` binary, so figures match the server.
@@ -48,8 +49,11 @@ enum Cmd {
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
-        #[arg(long, default_value_t = 3)]
-        level: i32,
+        /// Block codec at ingest: auto (the engine's default: LZ4 while
+        /// compaction is on, else zstd level 3) | lz4 | zstd:<level>
+        /// (as `auditlog serve --ingest-codec`)
+        #[arg(long, default_value = "auto")]
+        codec: String,
         #[arg(long, default_value_t = 16 * 1024)]
         block_bytes: usize,
         /// zstd level of the background recompression of sealed segments
@@ -115,7 +119,7 @@ fn main() -> Result<()> {
             threads,
             sync,
             dir,
-            level,
+            codec,
             block_bytes,
             compact_level,
             pool,
@@ -141,13 +145,14 @@ fn main() -> Result<()> {
             let data = Arc::new(ndjson_batches(1, pool.min(total_batches), batch));
             let cfg = EngineConfig {
                 sync,
-                compression_level: level,
+                ingest_codec: parse_ingest_codec(&codec).map_err(anyhow::Error::msg)?,
                 block_bytes,
                 hash_chain: !no_chain,
                 signing_key: key,
                 compact_level,
                 ..EngineConfig::default()
             };
+            let codec = cfg.ingest_codec();
             let (engine, _) = Engine::open(&dir, cfg)?;
             let next = Arc::new(AtomicUsize::new(0));
             let ndjson_bytes = Arc::new(AtomicUsize::new(0));
@@ -206,7 +211,7 @@ fn main() -> Result<()> {
                     "compact_level": compact_level,
                     "rss_mib": rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
                     "rss_anon_mib": rss_anon_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
-                    "batch": batch, "threads": threads, "level": level, "block_bytes": block_bytes,
+                    "batch": batch, "threads": threads, "codec": format!("{codec:?}"), "block_bytes": block_bytes,
                 })
             );
             Ok(())
