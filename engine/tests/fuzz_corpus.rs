@@ -161,6 +161,8 @@ fn committed_data_dir_seeds_are_in_the_current_format() {
 /// Writes the seed inputs of every target into `fuzz/seeds/`. Run by hand
 /// after a format change:
 /// `cargo test -p auditlog-engine --test fuzz_corpus -- --ignored write_seeds`
+/// (first renaming the old data-directory seeds `v<old version>_<name>`:
+/// they go on fuzzing how older stores are read, as `v2_*` do).
 #[test]
 #[ignore = "writes files into the repository"]
 fn write_seeds() {

@@ -24,7 +24,7 @@ use crate::query::{parse_filter, Query};
 use crate::testing::gen::{EventGenerator, GenConfig};
 use crate::testing::SimFs;
 use crate::types::{EventId, Order, TimeRange, Timestamp};
-use crate::{Engine, EngineConfig, Error, StoredEvent};
+use crate::{BlockCodec, Engine, EngineConfig, Error, StoredEvent};
 
 /// The receive time the checks validate against (2026-01-01T00:00:00Z):
 /// fixed, so that a replayed input behaves as it did under the fuzzer.
@@ -273,8 +273,8 @@ pub fn unpack_dir(mut data: &[u8]) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Writes the seed stores: the [`seed_events`] appended in a few batches
 /// with [`small_config`], then packed. Different shapes: sealed segments
-/// and a head; only a head; only sealed segments; segments compressed with
-/// a dictionary.
+/// and a head; only a head; only sealed segments (these three with LZ4
+/// blocks); segments compressed with zstd and a dictionary.
 pub fn seed_dirs() -> Vec<(&'static str, Vec<u8>)> {
     let events = seed_events();
     let batches = |sizes: &[usize]| -> Vec<&[Vec<u8>]> {
@@ -324,6 +324,9 @@ pub fn seed_dirs() -> Vec<(&'static str, Vec<u8>)> {
 fn dictionary_seed(events: &[Vec<u8>]) -> Option<Vec<u8>> {
     let cfg = EngineConfig {
         dictionary: true,
+        // zstd at ingest, so that the head's blocks use the dictionary too
+        // (the other seeds have LZ4 blocks, the default with compaction on).
+        ingest_codec: Some(BlockCodec::Zstd { level: 3 }),
         dict_bootstrap_events: 100,
         max_segment_events: 100,
         ..small_config()
