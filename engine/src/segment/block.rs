@@ -1,4 +1,5 @@
-//! Blocks: groups of consecutive events, zstd-compressed together and
+//! Blocks: groups of consecutive events, compressed together (LZ4 at
+//! ingest while compaction is on, zstd otherwise: [`BlockCodec`]) and
 //! checksummed. Compression runs on the appending thread, before the commit
 //! lock, so that two cores compress in parallel; the committer then only
 //! stamps headers and writes.
