@@ -40,6 +40,9 @@ pub struct ServeConfig {
     /// How blocks are compressed at ingest; `None` lets the engine choose
     /// (LZ4 while compaction is on, zstd level 3 when it is off).
     pub ingest_codec: Option<BlockCodec>,
+    /// Days finished export jobs and their files are kept (0: until
+    /// deleted by hand).
+    pub export_retention_days: u32,
 }
 
 impl Default for ServeConfig {
@@ -57,6 +60,7 @@ impl Default for ServeConfig {
             checkpoint_export: None,
             compact_level: EngineConfig::default().compact_level,
             ingest_codec: None,
+            export_retention_days: crate::export::jobs::DEFAULT_RETENTION_DAYS,
         }
     }
 }
@@ -97,6 +101,12 @@ pub fn default_key_path(data: &std::path::Path) -> PathBuf {
 }
 
 impl ServeConfig {
+    /// How long finished export jobs are kept (`None`: until deleted).
+    pub fn export_retention(&self) -> Option<Duration> {
+        (self.export_retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.export_retention_days) * 86_400))
+    }
+
     pub fn key_path(&self) -> PathBuf {
         self.key
             .clone()
@@ -133,6 +143,7 @@ pub struct FileConfig {
     pub checkpoint_interval_secs: Option<u64>,
     pub compact_level: Option<i32>,
     pub ingest_codec: Option<String>,
+    pub export_retention_days: Option<u32>,
     pub checkpoint_export: Option<PathBuf>,
 }
 
@@ -182,6 +193,9 @@ impl ServeConfig {
         if let Some(v) = f.compact_level {
             self.compact_level = parse_compact_level(v)?;
         }
+        if let Some(v) = f.export_retention_days {
+            self.export_retention_days = v;
+        }
         if let Some(v) = f.ingest_codec {
             self.ingest_codec = parse_ingest_codec(&v)?;
         }
@@ -208,6 +222,17 @@ mod tests {
         assert_eq!(c.sync, SyncPolicy::Interval(Duration::from_millis(50)));
         assert!(c.apply_file("lisen = 1").is_err());
         assert!(parse_sync("sometimes").is_err());
+    }
+
+    #[test]
+    fn export_files_are_kept_a_week_unless_configured() {
+        let mut c = ServeConfig::default();
+        assert_eq!(c.export_retention(), Some(Duration::from_secs(7 * 86_400)));
+        c.apply_file("export_retention_days = 90\n").unwrap();
+        assert_eq!(c.export_retention(), Some(Duration::from_secs(90 * 86_400)));
+        c.apply_file("export_retention_days = 0\n").unwrap();
+        assert_eq!(c.export_retention(), None);
+        assert!(c.apply_file("export_retention_days = -1\n").is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use auditlog_engine::query::FeedPosition;
 use auditlog_engine::Engine;
 use tokio::sync::watch;
 
-use crate::export::jobs::{Jobs, DEFAULT_RETENTION};
+use crate::export::jobs::Jobs;
 
 /// How often the end of the store is checked for new events: the most a
 /// tail lags behind a commit, plus its own read.
@@ -32,8 +32,14 @@ pub struct Live {
 impl Live {
     /// Opens the export jobs and starts the watcher and the job worker on
     /// the current tokio runtime.
-    pub fn start(engine: Engine, data: &Path) -> std::io::Result<Arc<Live>> {
-        let jobs = Jobs::open(engine.clone(), data, DEFAULT_RETENTION)?;
+    /// Finished export jobs are deleted `export_retention` after they
+    /// finished (`None`: never).
+    pub fn start(
+        engine: Engine,
+        data: &Path,
+        export_retention: Option<Duration>,
+    ) -> std::io::Result<Arc<Live>> {
+        let jobs = Jobs::open(engine.clone(), data, export_retention)?;
         let (end_tx, end) = watch::channel(engine.feed_end());
         let newest = |e: &Engine| e.latest_checkpoint().map(|c| c.sequence);
         let (checkpoint_tx, checkpoint) = watch::channel(newest(&engine));

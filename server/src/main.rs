@@ -87,6 +87,10 @@ enum Command {
         /// zstd level 3 when it is off), lz4, or zstd:<level> [default: auto].
         #[arg(long)]
         ingest_codec: Option<String>,
+        /// Days finished background export jobs and their files are kept
+        /// (0: until deleted by hand) [default: 7].
+        #[arg(long)]
+        export_retention_days: Option<u32>,
     },
     /// Append NDJSON events (one JSON object per line) from a file, or - for
     /// stdin, into a data directory or to a running server (--url).
@@ -272,6 +276,7 @@ fn main() -> Result<()> {
             checkpoint_interval_secs,
             compact_level,
             ingest_codec,
+            export_retention_days,
         } => {
             let mut cfg = ServeConfig::default();
             if let Some(path) = config {
@@ -300,6 +305,9 @@ fn main() -> Result<()> {
             }
             if let Some(v) = compact_level {
                 cfg.compact_level = parse_compact_level(v).map_err(anyhow::Error::msg)?;
+            }
+            if let Some(v) = export_retention_days {
+                cfg.export_retention_days = v;
             }
             if let Some(v) = ingest_codec {
                 cfg.ingest_codec = parse_ingest_codec(&v).map_err(anyhow::Error::msg)?;
@@ -456,7 +464,8 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         tracing::info!(addr = %cfg.listen, "auditlog listening");
-        let live = Live::start(engine.clone(), &cfg.data).context("opening export jobs")?;
+        let live = Live::start(engine.clone(), &cfg.data, cfg.export_retention())
+            .context("opening export jobs")?;
         let state = AppState::new(engine.clone(), cfg, live.clone())?;
         tracing::info!(days = state.retention.days(), "retention period (0 keeps everything)");
         tokio::spawn(

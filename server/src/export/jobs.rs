@@ -41,8 +41,9 @@ use super::run::{run_export, ExportSpec};
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Jobs queued or running at once, at most; more are refused (429).
 pub const MAX_PENDING: usize = 64;
-/// How long finished jobs and their files are kept.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long finished jobs and their files are kept by default
+/// (`export_retention_days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 7;
 /// Longest job name, in bytes.
 pub const MAX_NAME_BYTES: usize = 200;
 
@@ -101,7 +102,8 @@ pub struct Jobs {
     engine: Engine,
     jobs: Mutex<BTreeMap<Ulid, Job>>,
     wake: tokio::sync::Notify,
-    retention: Duration,
+    /// `None`: finished jobs are kept until deleted by hand.
+    retention: Option<Duration>,
 }
 
 /// The record file: the job's JSON, a newline, then
@@ -135,7 +137,11 @@ fn now_text() -> String {
 impl Jobs {
     /// Opens `<data>/exports`, loads the jobs and settles the ones a stop
     /// interrupted (see the module comment).
-    pub fn open(engine: Engine, data: &Path, retention: Duration) -> std::io::Result<Arc<Jobs>> {
+    pub fn open(
+        engine: Engine,
+        data: &Path,
+        retention: Option<Duration>,
+    ) -> std::io::Result<Arc<Jobs>> {
         let dir = data.join("exports");
         std::fs::create_dir_all(&dir)?;
         let mut jobs = BTreeMap::new();
@@ -410,9 +416,12 @@ impl Jobs {
     /// first, then the record (a record without its file is still deleted
     /// next time; a file without a record is never served).
     pub fn remove_expired(&self) {
+        let Some(retention) = self.retention else {
+            return;
+        };
         let cutoff = Timestamp::now()
             .as_micros()
-            .saturating_sub(i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX));
+            .saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
         let expired: Vec<(Ulid, Job)> = self
             .lock()
             .iter()
@@ -503,7 +512,7 @@ mod tests {
         let partial = exports.join(format!("{}.csv.partial", running.id));
         std::fs::write(&partial, b"half").unwrap();
         std::fs::write(exports.join("../exports/nonsense.job"), b"{}").unwrap();
-        let jobs = Jobs::open(engine, dir.path(), DEFAULT_RETENTION).unwrap();
+        let jobs = Jobs::open(engine, dir.path(), None).unwrap();
         let id = |j: &Job| Ulid::from_string(&j.id).unwrap();
         assert_eq!(jobs.get(id(&running)).unwrap().status, JobStatus::Queued);
         let failed = jobs.get(id(&doomed)).unwrap();
@@ -520,7 +529,7 @@ mod tests {
     fn expired_jobs_and_their_files_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let (engine, _) = Engine::open(dir.path().join("store"), Default::default()).unwrap();
-        let jobs = Jobs::open(engine, dir.path(), Duration::from_secs(3600)).unwrap();
+        let jobs = Jobs::open(engine, dir.path(), Some(Duration::from_secs(3600))).unwrap();
         let mut old = job();
         old.status = JobStatus::Completed;
         old.finished_at =
@@ -541,5 +550,24 @@ mod tests {
         assert!(!jobs.record_path(old_id).exists());
         assert!(jobs.get(fresh_id).is_some());
         assert!(jobs.file_path(fresh_id, fresh.format).exists());
+    }
+
+    #[test]
+    fn without_a_retention_period_finished_jobs_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = Engine::open(dir.path().join("store"), Default::default()).unwrap();
+        let jobs = Jobs::open(engine, dir.path(), None).unwrap();
+        let mut old = job();
+        old.status = JobStatus::Completed;
+        old.finished_at = Some(
+            Timestamp::from_micros(Timestamp::now().as_micros() - 400 * 86_400_000_000)
+                .to_rfc3339(),
+        );
+        jobs.save(&old).unwrap();
+        let id = Ulid::from_string(&old.id).unwrap();
+        std::fs::write(jobs.file_path(id, old.format), b"x").unwrap();
+        jobs.remove_expired();
+        assert!(jobs.get(id).is_some());
+        assert!(jobs.file_path(id, old.format).exists());
     }
 }
