@@ -1431,11 +1431,12 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Every checkpoint in the store's log, oldest first.
-    pub fn read_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+    /// At most `limit` checkpoints of the store's log with a sequence
+    /// above `after`, oldest first (damaged records skipped).
+    pub fn checkpoints_page(&self, after: Option<u64>, limit: usize) -> Result<Vec<Checkpoint>> {
         let path = crate::integrity::notary::checkpoint_dir(&self.inner.dir.root)
             .join(crate::integrity::checkpoint::LOG_FILE);
-        Ok(crate::integrity::checkpoint::read_log(self.inner.fs.as_ref(), &path)?.checkpoints)
+        crate::integrity::checkpoint::read_log_page(self.inner.fs.as_ref(), &path, after, limit)
     }
 
     /// A proof that event `id` is in the log as of a signed checkpoint

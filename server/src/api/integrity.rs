@@ -58,13 +58,9 @@ pub async fn checkpoints(
     let key = state.engine.public_key().ok_or_else(no_key)?;
     let limit = p.limit.unwrap_or(1000).clamp(1, MAX_CHECKPOINTS);
     let engine = state.engine.clone();
-    let all = blocking(move || Ok(engine.read_checkpoints()?)).await?;
-    let list: Vec<Value> = all
-        .iter()
-        .filter(|c| p.after.is_none_or(|a| c.sequence > a))
-        .take(limit)
-        .map(|c| c.to_json())
-        .collect();
+    let after = p.after;
+    let page = blocking(move || Ok(engine.checkpoints_page(after, limit)?)).await?;
+    let list: Vec<Value> = page.iter().map(|c| c.to_json()).collect();
     Ok(Json(json!({
         "public_key": hex(&key),
         "checkpoints": list,
