@@ -78,8 +78,10 @@ pub struct EngineConfig {
     /// Train zstd dictionaries on the store's own events (see
     /// docs/FORMAT.md). Without one, blocks are compressed alone.
     pub dictionary: bool,
-    /// While the store has no dictionary, the head is sealed at this many
-    /// events so that one can be trained early.
+    /// While the store has no dictionary and ingest compresses with one
+    /// (zstd), the head is sealed at this many events so that one can be
+    /// trained early. With LZ4 at ingest only compaction uses dictionaries,
+    /// and it trains them itself.
     pub dict_bootstrap_events: u32,
     /// Train a fresh dictionary after this many seals, to follow the data.
     pub dict_retrain_segments: u32,
@@ -140,6 +142,14 @@ impl EngineConfig {
         } else {
             BlockCodec::Zstd { level: 3 }
         })
+    }
+
+    /// Whether ingest compresses with the store's dictionary. Only zstd
+    /// does; with LZ4 the dictionary serves compaction alone, so it is
+    /// trained by the compactor at idle priority instead of by the sealer,
+    /// and a new store's first head is not sealed early for it.
+    pub fn ingest_uses_dictionary(&self) -> bool {
+        self.dictionary && matches!(self.ingest_codec(), BlockCodec::Zstd { .. })
     }
 }
 
@@ -305,6 +315,15 @@ struct Writer {
     sealing: Option<Sealing>,
     /// Whether that seal also trains a dictionary.
     training: bool,
+}
+
+impl Writer {
+    /// The store has no dictionary yet, or its newest is due for retraining.
+    fn wants_dictionary(&self, cfg: &EngineConfig) -> bool {
+        cfg.dictionary
+            && (self.dicts.newest().is_none()
+                || self.seals_since_training >= cfg.dict_retrain_segments)
+    }
 }
 
 /// A head being sealed off the commit path (`segment::sealer`).
@@ -1037,10 +1056,11 @@ impl Engine {
                 let st = head.head.state();
                 (st.event_count(), st.raw_bytes)
             };
-            // A store's first head is sealed early so that a dictionary
-            // can be trained from it. A head started while that training
-            // runs is sealed as soon as the dictionary exists.
-            let no_dict = cfg.dictionary && head.head.dict.is_none();
+            // When ingest compresses with the dictionary, a store's first
+            // head is sealed early so that one can be trained from it. A
+            // head started while that training runs is sealed as soon as
+            // the dictionary exists.
+            let no_dict = cfg.ingest_uses_dictionary() && head.head.dict.is_none();
             let bootstrapping = no_dict && w.dicts.newest().is_none() && !w.training;
             let dict_arrived = no_dict && w.dicts.newest().is_some();
             let cap = if bootstrapping {
@@ -1081,7 +1101,12 @@ impl Engine {
                 inner.caches.clone(),
             )?;
             w.next_segment += 1;
-            let expected = if cfg.dictionary && w.dicts.newest().is_none() {
+            // Room for every event the head will take: growing its columns
+            // and id table later happens under its state lock, which
+            // queries wait for (query p99 went from about 20 to 50 ms
+            // when a first head reserved for a bootstrap seal that never
+            // came: docs/PERFORMANCE.md, "Session 7").
+            let expected = if cfg.ingest_uses_dictionary() && w.dicts.newest().is_none() {
                 cfg.dict_bootstrap_events.min(cfg.max_segment_events)
             } else {
                 cfg.max_segment_events
@@ -1524,9 +1549,7 @@ impl Inner {
             state.head = None;
         }
         w.seals_since_training += 1;
-        let train = self.cfg.dictionary
-            && (w.dicts.newest().is_none()
-                || w.seals_since_training >= self.cfg.dict_retrain_segments);
+        let train = self.cfg.ingest_uses_dictionary() && w.wants_dictionary(&self.cfg);
         w.training = train;
         let this = self.this.clone();
         let (slot, thread) = sealer::spawn(self.seal_context(), head, train, move || {
@@ -1846,6 +1869,38 @@ fn yield_to_ingest(weak: &Weak<Inner>, c: &Compactor) -> bool {
     }
 }
 
+/// With LZ4 at ingest, the compactor is the only user of dictionaries and
+/// trains them itself, from the segment it is about to compact, at its idle
+/// priority and only once ingest leaves a core free: a new store's first
+/// training (about 4% of the CPU of its first million events over HTTP,
+/// docs/PERFORMANCE.md, "Session 7") no longer competes with ingest. A
+/// failed or skipped training only leaves the segment to be compacted
+/// with the dictionary the store has, or none.
+fn train_for_compaction(weak: &Weak<Inner>, c: &Compactor, seg: &SealedSegment) {
+    let wanted = weak.upgrade().is_some_and(|inner| {
+        !inner.cfg.ingest_uses_dictionary() && inner.writer.lock().wants_dictionary(&inner.cfg)
+    });
+    if !wanted || !yield_to_ingest(weak, c) {
+        return;
+    }
+    let Some(dict) = sealer::train_dictionary(seg) else {
+        return;
+    };
+    let Some(inner) = weak.upgrade() else {
+        return;
+    };
+    let mut w = inner.writer.lock();
+    // Another training may have landed meanwhile (a seal under a changed
+    // configuration); one is enough.
+    if !w.wants_dictionary(&inner.cfg) {
+        return;
+    }
+    match w.dicts.add(inner.fs.as_ref(), dict) {
+        Ok(()) => w.seals_since_training = 0,
+        Err(e) => tracing::warn!(error = %e, "could not store a new dictionary"),
+    }
+}
+
 /// Writes segment `id` compacted next to itself, checks the new file as a
 /// reader would (every block included), then, under the writer lock (which
 /// retention and quarantine also hold while they remove files), renames it
@@ -1877,6 +1932,7 @@ fn compact_one(weak: &Weak<Inner>, c: &Compactor, id: SegmentId) -> Result<()> {
     let started = Instant::now();
     let tmp = seg.path.with_extension("seg.compact.tmp");
     let _ = fs.remove_file(&tmp);
+    train_for_compaction(weak, c, &seg);
     // A segment written before the store had a dictionary adopts the
     // newest one.
     let adopt = weak

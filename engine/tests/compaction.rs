@@ -105,6 +105,40 @@ fn compaction_turns_lz4_blocks_into_smaller_zstd_ones() {
     assert!(engine.verify().is_empty());
 }
 
+/// With LZ4 at ingest the dictionary serves compaction alone: a new store's
+/// first head is not sealed early for it, and the compactor trains one.
+#[test]
+fn with_lz4_at_ingest_the_compactor_trains_the_dictionary() {
+    let fs = SimFs::new();
+    let engine = open_sim(&fs, config(9));
+    let mut gen = EventGenerator::new(GenConfig::default());
+    for _ in 0..5 {
+        let batch: Vec<String> = (0..200).map(|_| gen.next_event().to_string()).collect();
+        engine.append_json(&batch).unwrap();
+    }
+    engine.seal().unwrap();
+    engine.wait_compacted();
+    let snap = engine.snapshot();
+    let sealed: Vec<_> = snap
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            SegmentView::Sealed { seg, .. } => Some(seg.clone()),
+            SegmentView::Head { .. } => None,
+        })
+        .collect();
+    // Full at `max_segment_events` (400); a bootstrap seal for the
+    // dictionary would have cut it at 200 (`dict_bootstrap_events` 300).
+    let counts: Vec<u32> = sealed.iter().map(|s| s.event_count()).collect();
+    assert_eq!(counts, [400, 400, 200]);
+    assert!(
+        sealed.iter().all(|s| s.compacted && s.dict.is_some()),
+        "every segment compacted with the trained dictionary"
+    );
+    assert!(!fs.files_in(std::path::Path::new("/data/dicts")).is_empty());
+    assert!(engine.verify().is_empty());
+}
+
 #[test]
 fn compaction_shrinks_files_and_serves_the_same_events() {
     let (fs, events) = store();
