@@ -301,6 +301,7 @@ struct HttpLoad {
 }
 
 /// First-page filters the indexes answer (action, actor, environment).
+/// Also timed alone by `benches/scripts/query_alone.sh`: keep the two in step.
 const INDEXED_FILTERS: &[&str] = &[
     "action_name = 'items.update'",
     "actor.type = 'user' AND action_name = 'items.create'",
